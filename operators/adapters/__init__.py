@@ -1,0 +1,1 @@
+"""Raw format adapters: raw bytes -> canonical events, a dead letter, or an ignore."""

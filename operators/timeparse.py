@@ -1,0 +1,77 @@
+"""Timestamp parsing shared by the adapters. Everything comes out timezone-aware UTC."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from operators.model import TimePrecision
+
+_ODATA_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+
+
+class TimeParseError(ValueError):
+    """A timestamp that cannot be read; the message names the value."""
+
+
+def parse_iso(value: object, *, field_name: str = "time") -> tuple[datetime, TimePrecision]:
+    """An ISO 8601 timestamp with an offset or `Z` -> (aware UTC datetime, precision).
+
+    A timestamp without an offset is refused: silently reading it as UTC would invent a
+    time (domain-notes 9.2). A date alone (`2024-08-05`) is midnight UTC with precision `day`.
+    """
+    if not isinstance(value, str) or not value:
+        raise TimeParseError(f"{field_name}: expected an ISO 8601 string, got {value!r}")
+    text = value.strip()
+    if len(text) == 10 and text[4] == "-" and text[7] == "-":
+        try:
+            day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError as exc:
+            raise TimeParseError(f"{field_name}: bad date {value!r}") from exc
+        return day, TimePrecision.DAY
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise TimeParseError(f"{field_name}: bad ISO 8601 timestamp {value!r}") from exc
+    if parsed.utcoffset() is None:
+        raise TimeParseError(f"{field_name}: timestamp {value!r} has no UTC offset")
+    if parsed.year < 1900:
+        raise TimeParseError(f"{field_name}: implausible year in {value!r}")
+    return parsed.astimezone(UTC), _precision_of(text)
+
+
+def _precision_of(text: str) -> TimePrecision:
+    time_part = text.partition("T")[2] or text.partition(" ")[2]
+    clock = re.split(r"[+-]", time_part, maxsplit=1)[0]
+    if "." in clock and clock.rpartition(".")[2].strip("0"):
+        return TimePrecision.MS
+    if clock.count(":") >= 2:
+        return TimePrecision.S
+    return TimePrecision.MIN
+
+
+def parse_sap_datetime(value: object, *, field_name: str) -> tuple[datetime, TimePrecision]:
+    """SAP OData v2 `/Date(1700000000000)/` (optionally `+0060` minutes) or ISO 8601."""
+    if isinstance(value, str):
+        match = _ODATA_DATE.match(value.strip())
+        if match:
+            millis = int(match.group(1))
+            # OData v2 literals are UTC milliseconds; the optional offset only says which
+            # zone the value was displayed in, it does not shift the instant.
+            try:
+                instant = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
+            except OverflowError as exc:
+                raise TimeParseError(f"{field_name}: out-of-range OData date {value!r}") from exc
+            precision = TimePrecision.MS if millis % 1000 else TimePrecision.S
+            return instant, precision
+    return parse_iso(value, field_name=field_name)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_epoch_ms(value: datetime) -> int:
+    """Milliseconds since the epoch, exact (no float rounding)."""
+    return (value - _EPOCH) // timedelta(milliseconds=1)
