@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from operators.model import RawMessage
+from sinks.store import StoreConfig, connect, migrate
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "samples"
@@ -35,6 +36,21 @@ def raw_message(
 ) -> RawMessage:
     """A RawMessage for adapter tests."""
     payload = value.encode("utf-8") if isinstance(value, str) else value
-    return RawMessage(
-        topic=topic, partition=0, offset=offset, key=key, value=payload, received_at=received_at
-    )
+    return RawMessage(topic=topic, partition=0, offset=offset, key=key, value=payload, received_at=received_at)
+
+
+@pytest.fixture(scope="session")
+def chdb_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One embedded ClickHouse (chDB) per test session: chDB allows one engine path per process."""
+    return f"chdb://{tmp_path_factory.mktemp('clickhouse')}"
+
+
+_databases = iter(range(1_000_000))
+
+
+@pytest.fixture
+def store(chdb_dsn: str) -> StoreConfig:
+    """A fresh, migrated database in the session's embedded ClickHouse."""
+    config = StoreConfig(chdb_dsn, f"logisync_test_{next(_databases)}")
+    migrate(connect(config), config.database)
+    return config

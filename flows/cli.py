@@ -1,0 +1,182 @@
+"""The `logisync` command line: run, simulate, query.
+
+Errors a user can fix (a bad flag, a missing file, an unreachable store) are one line on stderr
+and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from flows.settings import Settings, SettingsError, build_settings
+from sinks.store import StoreConfig, StoreError, connect
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line."""
+
+
+def _add_store_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--clickhouse",
+        metavar="DSN",
+        help="chdb://PATH (default chdb://./var/clickhouse) or http(s)://user:pass@host:port",
+    )
+    parser.add_argument("--database", help="ClickHouse database (default logisync)")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML settings file")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="logisync",
+        description="Normalize ERP, warehouse and carrier feeds into canonical events in ClickHouse.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run the pipeline (default: the built-in simulator into the embedded store)",
+        description="Run the pipeline to the end of its input and print a summary. Without --source "
+        "the built-in simulator feeds it (a seeded scenario written under var/simulator/).",
+    )
+    run.add_argument("--source", help="simulator (default), file:PATH (a replay file), or kafka")
+    run.add_argument("--master", type=Path, dest="master_dir", metavar="DIR", help="products.csv + sites.csv")
+    run.add_argument("--workers", type=int, help="bytewax workers in this process (default 1)")
+    run.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (with --source kafka)")
+    run.add_argument(
+        "--until-end", action="store_true", default=None, help="Kafka: stop at the end offsets seen at start"
+    )
+    run.add_argument("--seed", type=int, dest="sim_seed", help="simulator seed (default 7)")
+    run.add_argument("--deliveries", type=int, dest="sim_deliveries", help="simulator deliveries (default 300)")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_store_flags(run)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="write the simulator's scenario as a replay file",
+        description="Write a coherent, seeded scenario in all raw formats as a replay file (JSON Lines).",
+    )
+    simulate.add_argument("--out", type=Path, required=True, metavar="FILE", help="replay file to write")
+    simulate.add_argument("--master-out", type=Path, metavar="DIR", help="also write products.csv and sites.csv")
+    simulate.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    simulate.add_argument("--deliveries", type=int, default=300, help="number of deliveries (default 300)")
+
+    query = commands.add_parser(
+        "query",
+        help="run SQL against the configured store",
+        description="Run one SQL statement against the configured ClickHouse store and print the rows.",
+    )
+    query.add_argument("sql", help='for example "SELECT event_type, count() FROM logisync.events FINAL GROUP BY 1"')
+    query.add_argument("--format", choices=("table", "json", "tsv"), default="table")
+    _add_store_flags(query)
+    return parser
+
+
+def _settings(args: argparse.Namespace, names: Sequence[str]) -> Settings:
+    values: dict[str, Any] = {name: getattr(args, name, None) for name in names}
+    return build_settings(getattr(args, "config", None), values)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from flows.run import resolve_simulator, run_pipeline
+    from flows.summary import format_summary, read_summary
+
+    settings = _settings(
+        args,
+        (
+            "source",
+            "clickhouse",
+            "database",
+            "master_dir",
+            "workers",
+            "bootstrap",
+            "until_end",
+            "sim_seed",
+            "sim_deliveries",
+        ),
+    )
+    if settings.source == "simulator":
+        print(f"simulating {settings.sim_deliveries} deliveries (seed {settings.sim_seed}) ...", file=sys.stderr)
+        settings = resolve_simulator(settings, Path("var/simulator"))
+    store = StoreConfig(settings.clickhouse, settings.database)
+    print(f"running {settings.source} -> {store.redacted()} (database {store.database})", file=sys.stderr)
+    result = run_pipeline(settings, progress=not args.quiet)
+    summary = read_summary(result.store, result.run_id, result.seconds)
+    print(format_summary(summary))
+    return 0 if summary.balanced else 1
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from flows.simulate import write_scenario
+
+    if args.deliveries < 1:
+        raise UserError(f"--deliveries must be >= 1, got {args.deliveries}")
+    count = write_scenario(args.out, args.master_out, seed=args.seed, deliveries=args.deliveries)
+    where = f" and master data to {args.master_out}" if args.master_out else ""
+    print(f"wrote {count:,} messages to {args.out}{where}")
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    settings = _settings(args, ("clickhouse", "database"))
+    store = StoreConfig(settings.clickhouse, settings.database)
+    client = connect(store)
+    try:
+        result = client.query(args.sql)
+    except Exception as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"query failed: {message}") from exc
+    names = list(result.column_names)
+    rows = [list(row) for row in result.result_rows]
+    if args.format == "json":
+        for row in rows:
+            print(orjson.dumps(dict(zip(names, row, strict=True)), default=str).decode())
+    elif args.format == "tsv":
+        print("\t".join(names))
+        for row in rows:
+            print("\t".join(str(value) for value in row))
+    else:
+        _print_table(names, rows)
+    return 0
+
+
+def _print_table(names: list[str], rows: list[list[Any]]) -> None:
+    cells = [[str(value) for value in row] for row in rows]
+    widths = [max([len(name)] + [len(row[i]) for row in cells]) for i, name in enumerate(names)]
+    print("  ".join(name.ljust(width) for name, width in zip(names, widths, strict=True)))
+    print("  ".join("-" * width for width in widths))
+    for row in cells:
+        print("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)))
+    print(f"({len(rows)} rows)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handlers = {"run": cmd_run, "simulate": cmd_simulate, "query": cmd_query}
+    try:
+        return handlers[args.command](args)
+    except (UserError, SettingsError, StoreError) as exc:
+        print(f"logisync {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"logisync {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

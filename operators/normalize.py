@@ -1,0 +1,96 @@
+"""Dispatch a raw message to its adapter: by topic (configuration), else by sniffing the content.
+
+Nothing is lost here: a topic without an adapter is a dead letter `unsupported`, bytes that are
+not UTF-8 are `decode_error`, and an adapter that raises (a bug) becomes a `parse_error` dead
+letter naming the exception instead of stopping the pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+from operators.adapters.easypost import adapt_easypost
+from operators.adapters.epcis import adapt_epcis
+from operators.adapters.sap import adapt_sap
+from operators.adapters.snapshot import adapt_snapshot
+from operators.adapters.x12 import adapt_x12
+from operators.master import MasterData
+from operators.model import AdapterResult, DeadLetterReason, RawMessage, dead
+
+Adapter = Callable[[RawMessage, MasterData], AdapterResult]
+
+ADAPTERS: Mapping[str, Adapter] = MappingProxyType(
+    {
+        "sap_ce": adapt_sap,
+        "epcis": adapt_epcis,
+        "x12": adapt_x12,
+        "easypost": adapt_easypost,
+        "snapshot": adapt_snapshot,
+    }
+)
+
+# design.md 2.1: the default topic -> adapter map (configurable).
+DEFAULT_TOPIC_ADAPTERS: Mapping[str, str] = MappingProxyType(
+    {
+        "erp.sap.events": "sap_ce",
+        "wms.epcis": "epcis",
+        "wms.edi": "x12",
+        "carrier.edi": "x12",
+        "carrier.webhooks": "easypost",
+        "stock.snapshots": "snapshot",
+    }
+)
+
+SNIFF = "sniff"  # a topic mapped to "sniff" picks the adapter from the content
+
+
+def sniff_adapter(value: bytes) -> str | None:
+    """Guess the adapter from the first bytes (design.md 2.1), or None."""
+    head = value[:4096].lstrip()
+    if head.startswith((b"ISA", b"ST*", b"GS*")):
+        return "x12"
+    if b'"specversion"' in head:
+        return "sap_ce"
+    if b'"epcisBody"' in head or b'"@context"' in head:
+        return "epcis"
+    if b'"object"' in head and (b'"Event"' in head or b'"Tracker"' in head):
+        return "easypost"
+    if b'"snapshot_id"' in head:
+        return "snapshot"
+    return None
+
+
+class Normalizer:
+    """Maps one raw message to one AdapterResult using the topic map and master data."""
+
+    def __init__(self, topic_adapters: Mapping[str, str], master: MasterData) -> None:
+        unknown = sorted(set(topic_adapters.values()) - set(ADAPTERS) - {SNIFF})
+        if unknown:
+            raise ValueError(f"topic map names unknown adapters {unknown}; known: {sorted(ADAPTERS)}")
+        self.topic_adapters = dict(topic_adapters)
+        self.master = master
+
+    def adapter_name(self, raw: RawMessage) -> str | None:
+        name = self.topic_adapters.get(raw.topic)
+        if name == SNIFF:
+            return sniff_adapter(raw.value)
+        return name
+
+    def __call__(self, raw: RawMessage) -> AdapterResult:
+        name = self.adapter_name(raw)
+        if name is None:
+            return dead(
+                raw,
+                DeadLetterReason.UNSUPPORTED,
+                "none",
+                f"no adapter for topic {raw.topic!r} (known topics: {sorted(self.topic_adapters)})",
+            )
+        try:
+            raw.value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return dead(raw, DeadLetterReason.DECODE_ERROR, name, f"payload is not UTF-8: {exc}")
+        try:
+            return ADAPTERS[name](raw, self.master)
+        except Exception as exc:  # noqa: BLE001 - an adapter bug must not stop the pipeline
+            return dead(raw, DeadLetterReason.PARSE_ERROR, name, f"adapter {name} failed: {type(exc).__name__}: {exc}")

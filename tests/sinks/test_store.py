@@ -1,0 +1,62 @@
+"""Store connection and migrations against the real ClickHouse engine (chDB)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sinks.store import (
+    StoreConfig,
+    StoreError,
+    connect,
+    migrate,
+    migration_files,
+    query_rows,
+    split_statements,
+)
+
+pytestmark = pytest.mark.clickhouse
+
+
+def test_migrations_create_the_tables_once(store: StoreConfig) -> None:
+    client = connect(store)
+    tables = {row[0] for row in query_rows(client, f"SHOW TABLES FROM {store.database}")}
+    assert {"events", "dead_letters", "ingest_stats", "schema_migrations"} <= tables
+    assert migrate(client, store.database) == []  # already applied: nothing to do
+    versions = query_rows(client, f"SELECT version, name FROM {store.database}.schema_migrations FINAL")
+    assert sorted(versions) == [(v, n) for v, n, _ in migration_files()]
+
+
+def test_events_table_keeps_nested_lines_and_alias_lags(store: StoreConfig) -> None:
+    client = connect(store)
+    columns = dict(
+        query_rows(
+            client,
+            f"SELECT name, type FROM system.columns WHERE database = '{store.database}' AND table = 'events'",
+        )
+    )
+    assert columns["lines.sku"] == "Array(String)"
+    assert columns["lines.quantity"] == "Array(Float64)"
+    assert columns["occurred_at"] == "DateTime64(3, 'UTC')"
+    assert columns["source_lag_ms"] == "Nullable(Int64)"
+
+
+def test_split_statements_ignores_comments() -> None:
+    sql = "-- a comment; with a semicolon\nCREATE TABLE a (x UInt8) ENGINE = Memory;\n\nSELECT 1;\n"
+    assert split_statements(sql) == ["CREATE TABLE a (x UInt8) ENGINE = Memory", "SELECT 1"]
+
+
+def test_bad_dsn_and_database_are_one_line_errors() -> None:
+    with pytest.raises(StoreError, match="unsupported ClickHouse DSN 'mysql://x'"):
+        StoreConfig("mysql://x")
+    with pytest.raises(StoreError, match="invalid database name 'a-b'"):
+        StoreConfig("chdb://:memory:", "a-b")
+
+
+def test_unreachable_server_is_a_store_error() -> None:
+    config = StoreConfig("http://127.0.0.1:9", "logisync")
+    with pytest.raises(StoreError, match=r"cannot reach ClickHouse at http://127\.0\.0\.1:9"):
+        connect(config)
+
+
+def test_password_is_redacted() -> None:
+    assert StoreConfig("https://u:s3cret@h:8443").redacted() == "https://u:***@h:8443"
