@@ -39,7 +39,10 @@ def parse_iso(value: object, *, field_name: str = "time") -> tuple[datetime, Tim
         raise TimeParseError(f"{field_name}: timestamp {value!r} has no UTC offset")
     if parsed.year < 1900:
         raise TimeParseError(f"{field_name}: implausible year in {value!r}")
-    return parsed.astimezone(UTC), _precision_of(text)
+    try:
+        return parsed.astimezone(UTC), _precision_of(text)
+    except OverflowError as exc:
+        raise TimeParseError(f"{field_name}: out-of-range timestamp {value!r}") from exc
 
 
 def _precision_of(text: str) -> TimePrecision:
