@@ -1,0 +1,272 @@
+"""X12 214 Transportation Carrier Shipment Status -> CARRIER_STATUS / APPOINTMENT events.
+
+design.md 2.3 "X12 214", domain-notes 3. Every AT7 with a status code (AT701) is one
+CARRIER_STATUS event; an AT7 with only an appointment code (AT703) is an APPOINTMENT.
+References come from B10 and L11, at set level and per LX loop (a stop's L11 may follow its
+AT7s, as in the 1 EDI Source sample, so a stop is read whole before its events are made).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from operators.adapters.x12_support import SetContext
+from operators.model import CanonicalEvent, EventType, Milestone, SourceKind, content_id
+from operators.x12 import Segment
+from operators.x12_time import X12TimeError, to_utc
+
+SOURCE_FORMAT = "x12-214"
+
+# AT701 (E1650) -> canonical milestone (design.md 2.3). Anything else is UNKNOWN, not an error.
+_MILESTONES: dict[str, Milestone] = {
+    **dict.fromkeys(("X3", "AF", "CP"), Milestone.PICKED_UP),
+    **dict.fromkeys(("X4", "P1", "I1", "OA", "X6", "R1"), Milestone.IN_TRANSIT),
+    "AJ": Milestone.OUT_FOR_DELIVERY,
+    **dict.fromkeys(("X1", "X5"), Milestone.ARRIVED),
+    "D1": Milestone.DELIVERED,
+    **dict.fromkeys(("AH", "AP"), Milestone.DELIVERY_FAILED),
+    **dict.fromkeys(("A9", "SD", "A7", "PR"), Milestone.EXCEPTION),
+    "A3": Milestone.RETURNED,
+    **dict.fromkeys(("AG", "X2", "AA", "B6"), Milestone.ETA),
+    "CA": Milestone.CANCELLED,
+    "XB": Milestone.ACKNOWLEDGED,
+}
+# L11 qualifiers (E128) that fill canonical reference fields.
+_DELIVERY_QUALIFIERS = ("DO", "SI", "CR")  # delivery order, shipper's id (SID), customer ref
+_SHIPMENT_QUALIFIERS = ("BM",)  # bill of lading
+_TRACKING_QUALIFIERS = ("2I", "CN")  # tracking number, carrier's reference (PRO)
+# AT703 (E1652) appointment kinds.
+_APPOINTMENTS = {"AA": "pickup", "AB": "delivery"}
+# E1651 has no "out for delivery" reason: carriers say it in the stop's K1 remarks instead.
+_OUT_FOR_DELIVERY_PHRASES = ("OUT FOR DELIVERY", "ON VEHICLE FOR DELIVERY", "WITH DELIVERY COURIER")
+# N1 entity codes (E98) whose N104 may name our own site (ship from / shipper / warehouse).
+_SITE_ENTITIES = ("SF", "SH", "WH")
+
+
+@dataclass
+class _Status:
+    at7: Segment
+    ms1: Segment | None = None
+
+
+@dataclass
+class _Stop:
+    """One LX loop (or the set header when AT7s appear before any LX)."""
+
+    number: str
+    statuses: list[_Status] = field(default_factory=list)
+    refs: list[tuple[str, str]] = field(default_factory=list)  # L11 (qualifier, id)
+    exceptions: list[str] = field(default_factory=list)  # Q7
+    remarks: list[str] = field(default_factory=list)  # K1
+
+
+@dataclass
+class _Header:
+    b10: Segment | None = None
+    refs: list[tuple[str, str]] = field(default_factory=list)
+    site_ids: list[str] = field(default_factory=list)
+
+
+def events_214(ctx: SetContext) -> list[CanonicalEvent]:
+    """The events of one 214 set. Raises X12SchemaError for a set that cannot be read."""
+    header, stops = _read(ctx)
+    if header.b10 is None:
+        raise ctx.fail(None, "B10 segment missing")
+    pro, bol, scac = header.b10.el(1), header.b10.el(2), header.b10.el(3)
+    local_zone = _site_timezone(ctx, header.site_ids)
+    source_system = scac or ctx.sender or "unknown"
+    events: list[CanonicalEvent] = []
+    for stop in stops:
+        refs = _references(pro, bol, header.refs, stop.refs)
+        # Every L11 stays visible as `ref_<qualifier>` (first value; the stop's before the set's).
+        ref_attributes: dict[str, str] = {}
+        for qualifier, value in stop.refs + header.refs:
+            ref_attributes.setdefault(f"ref_{qualifier}", value)
+        for status in stop.statuses:
+            event = _event(
+                ctx,
+                status,
+                stop,
+                refs=refs,
+                ref_attributes=ref_attributes,
+                b10=(pro, bol, scac),
+                local_zone=local_zone,
+                source_system=source_system,
+            )
+            if event is not None:
+                events.append(event)
+    return events
+
+
+def _read(ctx: SetContext) -> tuple[_Header, list[_Stop]]:
+    header = _Header()
+    stops: list[_Stop] = []
+    for segment in ctx.tset.body:
+        tag = segment.tag
+        if tag == "LX":
+            stops.append(_Stop(number=segment.el(1)))
+            continue
+        if tag == "AT7" and not stops:
+            stops.append(_Stop(number=""))  # AT7 outside an LX loop: read it anyway
+        stop = stops[-1] if stops else None
+        if tag == "B10" and header.b10 is None:
+            header.b10 = segment
+        elif tag == "N1":
+            site_id = segment.el(4) or segment.el(2)
+            if segment.el(1) in _SITE_ENTITIES and site_id:
+                header.site_ids.append(site_id)
+        elif tag == "L11" and segment.el(1):
+            (stop.refs if stop is not None else header.refs).append((segment.el(2), segment.el(1)))
+        elif stop is None:
+            continue
+        elif tag == "AT7":
+            stop.statuses.append(_Status(at7=segment))
+        elif tag == "MS1" and stop.statuses and stop.statuses[-1].ms1 is None:
+            # MS1 belongs to the AT7 of its own 0205 loop: the one just before it.
+            stop.statuses[-1].ms1 = segment
+        elif tag == "Q7":
+            stop.exceptions.append(" ".join(e.strip() for e in segment.elements if e.strip()))
+        elif tag == "K1":
+            stop.remarks.append(" ".join(e.strip() for e in segment.elements if e.strip()))
+    return header, stops
+
+
+def _site_timezone(ctx: SetContext, site_ids: list[str]) -> str | None:
+    """The timezone of our own site named in N1*SF/SH/WH, for AT7 times given as local time."""
+    for raw_id in site_ids:
+        site = ctx.master.site_for(raw_id)
+        zone = ctx.master.timezone_of(site)
+        if zone:
+            return zone
+    return None
+
+
+def _first(refs: list[tuple[str, str]], qualifiers: tuple[str, ...]) -> str | None:
+    for qualifier in qualifiers:
+        for ref_qualifier, value in refs:
+            if ref_qualifier == qualifier:
+                return value
+    return None
+
+
+def _references(
+    pro: str, bol: str, set_refs: list[tuple[str, str]], stop_refs: list[tuple[str, str]]
+) -> dict[str, str | None]:
+    """delivery_id from the stop's L11 first (it is the more specific), then the set's;
+    B10-01 (PRO) and B10-02 (BOL) win over L11 for tracking_number and shipment_ref.
+    """
+    both = stop_refs + set_refs
+    return {
+        "delivery_id": _first(both, _DELIVERY_QUALIFIERS),
+        "shipment_ref": bol or _first(both, _SHIPMENT_QUALIFIERS),
+        "tracking_number": pro or _first(both, _TRACKING_QUALIFIERS),
+    }
+
+
+def _event(
+    ctx: SetContext,
+    status: _Status,
+    stop: _Stop,
+    *,
+    refs: dict[str, str | None],
+    ref_attributes: dict[str, str],
+    b10: tuple[str, str, str],
+    local_zone: str | None,
+    source_system: str,
+) -> CanonicalEvent | None:
+    at7 = status.at7
+    status_code, appointment_code = at7.el(1), at7.el(3)
+    if status_code:
+        event_type, code, reason = EventType.CARRIER_STATUS, status_code, at7.el(2) or None
+    elif appointment_code:
+        event_type, code, reason = EventType.APPOINTMENT, appointment_code, at7.el(4) or at7.el(2) or None
+    else:
+        ctx.warnings.append(f"x12: {ctx.tset.describe()} {at7.describe()} has neither AT701 nor AT703; skipped")
+        return None
+    if not at7.el(5):
+        raise ctx.fail(at7, "AT705 date missing")
+    time_code = at7.el(7)
+    try:
+        resolved = to_utc(
+            at7.el(5),
+            at7.el(6),
+            time_code,
+            local_zone=local_zone,
+            date_element="AT705",
+            time_element="AT706",
+        )
+    except X12TimeError as exc:
+        raise ctx.fail(at7, str(exc)) from exc
+    if not resolved.known_code:
+        ctx.warnings.append(f"x12: {at7.describe()} unknown AT707 time code {time_code!r}, read as local time")
+    location = _location(status.ms1)
+    attributes = dict(ref_attributes)
+    if stop.number:
+        attributes["stop"] = stop.number
+    if time_code:
+        attributes["time_code"] = time_code
+    if resolved.local:
+        attributes["assumed_timezone"] = resolved.zone
+    if stop.exceptions:
+        attributes["lading_exception"] = "; ".join(stop.exceptions)  # Q7
+    if stop.remarks:
+        attributes["remarks"] = "; ".join(stop.remarks)  # K1
+    if event_type is EventType.APPOINTMENT:
+        attributes["appointment"] = _APPOINTMENTS.get(code, code)
+        milestone = None
+    else:
+        milestone = _milestone(code, stop.remarks)
+    pro, bol, scac = b10
+    event_id = content_id(
+        SOURCE_FORMAT,
+        "214",
+        pro,
+        bol,
+        scac,
+        event_type.value,
+        code,
+        reason,
+        at7.el(5),
+        at7.el(6),
+        time_code,
+        location,
+        refs["delivery_id"],
+        # The stop's own references: two identical AT7s in different stops stay two events.
+        "|".join(f"{q}={v}" for q, v in sorted(stop.refs)),
+    )
+    return CanonicalEvent(
+        event_id=event_id,
+        event_type=event_type,
+        source_kind=SourceKind.CARRIER,
+        source_format=SOURCE_FORMAT,
+        source_system=source_system,
+        occurred_at=resolved.instant,
+        recorded_at=ctx.recorded_at,
+        received_at=ctx.raw.received_at,
+        time_precision=resolved.precision,
+        tz_assumed=resolved.local,
+        delivery_id=refs["delivery_id"],
+        shipment_ref=refs["shipment_ref"] or None,
+        tracking_number=refs["tracking_number"] or None,
+        carrier=scac or None,
+        milestone=milestone,
+        status_code=code,
+        reason_code=reason,
+        location=location,
+        raw_ref=ctx.raw.raw_ref,
+        attributes=attributes,
+    )
+
+
+def _milestone(code: str, remarks: list[str]) -> Milestone:
+    if code == "X6" and any(p in r.upper() for r in remarks for p in _OUT_FOR_DELIVERY_PHRASES):
+        return Milestone.OUT_FOR_DELIVERY
+    return _MILESTONES.get(code, Milestone.UNKNOWN)
+
+
+def _location(ms1: Segment | None) -> str | None:
+    """MS101 city, MS102 state/province, MS103 country -> "city, state, country"."""
+    if ms1 is None:
+        return None
+    parts = [ms1.el(1), ms1.el(2), ms1.el(3)]
+    return ", ".join(part for part in parts if part) or None

@@ -1,0 +1,212 @@
+"""X12 945 Warehouse Shipping Advice -> SHIPMENT_DISPATCHED, and X12 947 Warehouse Inventory
+Adjustment Advice -> INVENTORY_ADJUSTED (design.md 2.3 "X12 945 / 947", domain-notes 4.2, 4.3).
+
+Event ids hash the raw content (W06 / W15 references, dates, raw product ids and quantities),
+never the mapped skus or the control numbers: a master-data reload or a retransmission with new
+ISA13/GS06/ST02 gives the same ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from operators.adapters.x12_support import SetContext, map_product, map_site, parse_quantity, product_ids
+from operators.model import CanonicalEvent, EventType, Line, SourceKind, content_id
+from operators.x12 import Segment
+from operators.x12_time import ResolvedTime, X12TimeError, to_utc
+
+FORMAT_945 = "x12-945"
+FORMAT_947 = "x12-947"
+
+
+@dataclass
+class _Warehouse:
+    """The N1 loop facts both sets need."""
+
+    site_ids: dict[str, str] = field(default_factory=dict)  # N101 entity -> N104 id (first)
+    parties: dict[str, str] = field(default_factory=dict)  # N101 entity -> N102 name (first)
+
+    def take(self, n1: Segment) -> None:
+        entity = n1.el(1)
+        if n1.el(4):
+            self.site_ids.setdefault(entity, n1.el(4))
+        if n1.el(2):
+            self.parties.setdefault(entity, n1.el(2))
+
+
+def _site(ctx: SetContext, warehouse: _Warehouse, entities: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """(site, its timezone) from the first N1 entity in `entities` that carries an N104 id."""
+    for entity in entities:
+        raw_id = warehouse.site_ids.get(entity)
+        if raw_id:
+            site = map_site(ctx, raw_id, f"N1*{entity} N104")
+            return site, ctx.master.timezone_of(site)
+    return None, None
+
+
+def _resolve(
+    ctx: SetContext,
+    segment: Segment,
+    dates: tuple[str, str, str],
+    elements: tuple[str, str],
+    local_zone: str | None,
+) -> tuple[ResolvedTime, bool]:
+    """(resolved time, tz_assumed): a local reading is an assumption unless the site's zone was used."""
+    try:
+        resolved = to_utc(*dates, local_zone=local_zone, date_element=elements[0], time_element=elements[1])
+    except X12TimeError as exc:
+        raise ctx.fail(segment, str(exc)) from exc
+    return resolved, resolved.local and (local_zone is None or resolved.zone != local_zone)
+
+
+def events_945(ctx: SetContext) -> list[CanonicalEvent]:
+    """One SHIPMENT_DISPATCHED per 945 set. Raises X12SchemaError for a set that cannot be read."""
+    w06: Segment | None = None
+    g62: Segment | None = None
+    scac = ""
+    header_refs: list[tuple[str, str]] = []
+    plates: list[str] = []
+    w12s: list[Segment] = []
+    w03: Segment | None = None
+    warehouse = _Warehouse()
+    in_detail = False
+    for segment in ctx.tset.body:
+        tag = segment.tag
+        if tag in ("LX", "W12"):
+            in_detail = True
+        if tag == "W06" and w06 is None:
+            w06 = segment
+        elif tag == "N1" and not in_detail:
+            warehouse.take(segment)
+        elif tag == "N9" and segment.el(2):
+            if not in_detail:
+                header_refs.append((segment.el(1), segment.el(2)))
+            elif segment.el(1) == "LV":
+                plates.append(segment.el(2))  # license plate (pallet SSCC) of a line
+        elif tag == "G62" and segment.el(1) == "11" and g62 is None:
+            g62 = segment  # 11 = shipped on this date
+        elif tag == "W27" and not scac:
+            scac = segment.el(2)
+        elif tag == "W12":
+            w12s.append(segment)
+        elif tag == "W03":
+            w03 = segment
+    if w06 is None:
+        raise ctx.fail(None, "W06 segment missing")
+    site, local_zone = _site(ctx, warehouse, ("WH", "SF"))
+    if g62 is not None and g62.el(2):
+        # G62*11: G6202 date, G6204 time, G6205 time code (E623).
+        resolved, tz_assumed = _resolve(ctx, g62, (g62.el(2), g62.el(4), g62.el(5)), ("G6202", "G6204"), local_zone)
+        when = (g62.el(2), g62.el(4), g62.el(5))
+    elif w06.el(3):
+        # W0603 is the actual ship date, date only: midnight at the site, precision day.
+        resolved, tz_assumed = _resolve(ctx, w06, (w06.el(3), "", ""), ("W0603", ""), local_zone)
+        when = (w06.el(3), "", "")
+    else:
+        raise ctx.fail(w06, "no ship date: W0603 empty and no G62*11")
+    lines, line_keys = [], []
+    for w12 in w12s:
+        quantity = parse_quantity(ctx, w12, 3, "W1203")  # units shipped, not W1202 ordered
+        uom = w12.el(5)
+        if not uom:
+            raise ctx.fail(w12, "W1205 unit of measure missing")
+        # Qualifier/id pairs at W1207/08 (W1208/09 in the shifted J.R. Simplot layout), W1217/18, W1221/22.
+        pairs = product_ids(w12, (7, 8, 17, 21), case_code=(6, 7))
+        lines.append(Line(sku=map_product(ctx, w12, pairs, "W1207/W1208"), quantity=quantity, uom=uom))
+        line_keys.append(f"{pairs}|{w12.el(3)}|{uom}")
+    shipment_ref = w06.el(4) or _ref(header_refs, "BM")
+    attributes = {"reporting_code": w06.el(1)} if w06.el(1) else {}
+    if w06.el(7):
+        attributes["master_reference"] = w06.el(7)
+    if plates:
+        attributes["license_plates"] = ",".join(plates)
+    if w03 is not None and w03.el(1):
+        attributes["total_units"] = w03.el(1)
+    event_id = content_id(FORMAT_945, "945", w06.el(2), w06.el(3), w06.el(4), w06.el(6), *when, *line_keys)
+    event = CanonicalEvent(
+        event_id=event_id,
+        event_type=EventType.SHIPMENT_DISPATCHED,
+        source_kind=SourceKind.WMS,
+        source_format=FORMAT_945,
+        source_system=ctx.sender or "unknown",
+        occurred_at=resolved.instant,
+        recorded_at=ctx.recorded_at,
+        received_at=ctx.raw.received_at,
+        time_precision=resolved.precision,
+        tz_assumed=tz_assumed,
+        delivery_id=w06.el(2) or None,
+        order_id=w06.el(6) or None,
+        shipment_ref=shipment_ref or None,
+        tracking_number=_ref(header_refs, "CN") or None,
+        carrier=scac or None,
+        site=site,
+        lines=tuple(lines),
+        raw_ref=ctx.raw.raw_ref,
+        attributes=attributes,
+    )
+    return [event]
+
+
+def _ref(refs: list[tuple[str, str]], qualifier: str) -> str:
+    return next((value for ref_qualifier, value in refs if ref_qualifier == qualifier), "")
+
+
+def events_947(ctx: SetContext) -> list[CanonicalEvent]:
+    """INVENTORY_ADJUSTED events of a 947 set, one per adjustment reason (W1901) in order of
+    first appearance, each with its W19 lines. Raises X12SchemaError for an unreadable set.
+    """
+    w15: Segment | None = None
+    warehouse = _Warehouse()
+    w19s: list[Segment] = []
+    for segment in ctx.tset.body:
+        if segment.tag == "W15" and w15 is None:
+            w15 = segment
+        elif segment.tag == "N1":
+            warehouse.take(segment)
+        elif segment.tag == "W19":
+            w19s.append(segment)
+    if w15 is None:
+        raise ctx.fail(None, "W15 segment missing")
+    if not w15.el(1):
+        raise ctx.fail(w15, "W1501 adjustment date missing")
+    site, local_zone = _site(ctx, warehouse, ("WH",))
+    # W1501 is a date only: midnight at the site, precision day.
+    resolved, tz_assumed = _resolve(ctx, w15, (w15.el(1), "", ""), ("W1501", ""), local_zone)
+    by_reason: dict[str, tuple[list[Line], list[str]]] = {}
+    for w19 in w19s:
+        reason = w19.el(1)
+        quantity = parse_quantity(ctx, w19, 2, "W1902")  # signed: negative = debit
+        uom = w19.el(3)
+        if not uom:
+            raise ctx.fail(w19, "W1903 unit of measure missing")
+        pairs = product_ids(w19, (5, 7, 17), case_code=(4,))
+        lines, keys = by_reason.setdefault(reason, ([], []))
+        lines.append(Line(sku=map_product(ctx, w19, pairs, "W1905/W1906"), quantity=quantity, uom=uom))
+        keys.append(f"{pairs}|{w19.el(2)}|{uom}")
+    attributes = {"adjustment_number": w15.el(2)} if w15.el(2) else {}
+    if w15.el(3):
+        attributes["depositor_adjustment_number"] = w15.el(3)
+    if "DE" in warehouse.parties:
+        attributes["depositor"] = warehouse.parties["DE"]
+    events = []
+    for reason, (lines, keys) in by_reason.items():
+        events.append(
+            CanonicalEvent(
+                event_id=content_id(FORMAT_947, "947", w15.el(1), w15.el(2), w15.el(3), reason, *keys),
+                event_type=EventType.INVENTORY_ADJUSTED,
+                source_kind=SourceKind.WMS,
+                source_format=FORMAT_947,
+                source_system=ctx.sender or "unknown",
+                occurred_at=resolved.instant,
+                recorded_at=ctx.recorded_at,
+                received_at=ctx.raw.received_at,
+                time_precision=resolved.precision,
+                tz_assumed=tz_assumed,
+                site=site,
+                reason_code=reason or None,
+                lines=tuple(lines),
+                raw_ref=ctx.raw.raw_ref,
+                attributes=attributes,
+            )
+        )
+    return events

@@ -1,0 +1,330 @@
+"""ANSI X12 tokenizer and envelope parser (design.md 2.3, domain-notes section 2).
+
+Separators come from the ISA itself: element separator = the 4th character, component
+separator = ISA16, segment terminator = the character after ISA16. The ISA is never sliced by
+column: real files collapse its space padding. A bare `ST..SE` snippet (no ISA/GS, as in some
+published samples) is accepted too, with the separators sniffed from the ST segment.
+
+Control numbers and counts (SE01, SE02, GE01, GE02, IEA01, IEA02) are validated, but a mismatch
+is only a warning: public samples get them wrong. Syntax that cannot be read (garbage, an
+unterminated set, a truncated interchange) raises `X12ParseError` naming the segment.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{1,2}")
+_NEWLINES = re.compile(r"\r\n|\r|\n")
+# A payload is X12 when it starts with one of these envelope or set headers.
+_STARTS = ("ISA", "GS", "ST")
+_ISA_ELEMENTS = 16
+_BLANKS = " \t\r\n"
+
+
+def _is_delimiter(char: str) -> bool:
+    """A usable separator: one character, not alphanumeric, not blank (control chars such as
+    \x1c..\x1f are fine: some networks use them as separators)."""
+    return len(char) == 1 and not char.isalnum() and char not in _BLANKS
+
+
+class X12ParseError(ValueError):
+    """Input that is not readable X12; the message names the segment and what was wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Separators:
+    element: str
+    segment: str  # "\n" means: one segment per line
+    component: str | None = None
+    repetition: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One segment. `elements[0]` is element 01 (the tag is not an element)."""
+
+    tag: str
+    elements: tuple[str, ...]
+    position: int  # 1-based ordinal of the segment in the message, for error messages
+
+    def el(self, index: int) -> str:
+        """Element `index` (1-based, as in `AT705`), stripped of space padding; "" if absent."""
+        if 1 <= index <= len(self.elements):
+            return self.elements[index - 1].strip()
+        return ""
+
+    def describe(self) -> str:
+        return f"segment {self.position} ({self.tag})"
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The interchange (ISA) and functional group (GS) around a transaction set; None if absent."""
+
+    sender_id: str | None = None  # ISA06
+    receiver_id: str | None = None  # ISA08
+    interchange_control: str | None = None  # ISA13
+    functional_id: str | None = None  # GS01
+    group_sender: str | None = None  # GS02
+    group_date: str | None = None  # GS04 CCYYMMDD
+    group_time: str | None = None  # GS05 HHMM[SS[D[D]]]
+    group_control: str | None = None  # GS06
+    version: str | None = None  # GS08
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionSet:
+    set_id: str  # ST01, e.g. "214"
+    control_number: str  # ST02
+    body: tuple[Segment, ...]  # the segments between ST and SE
+    envelope: Envelope
+    position: int  # position of the ST segment
+
+    def describe(self) -> str:
+        return f"{self.set_id} set ST02={self.control_number}"
+
+
+@dataclass(frozen=True, slots=True)
+class X12Document:
+    separators: Separators
+    transaction_sets: tuple[TransactionSet, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+
+def parse_x12(text: str) -> X12Document:
+    """Tokenize and check the envelopes. Raises X12ParseError for unreadable input."""
+    separators, segments = tokenize(text)
+    return _Structure(separators).build(segments)
+
+
+def looks_like_x12(text: str) -> bool:
+    """True when the payload starts like an interchange or a bare transaction set (sniffing)."""
+    head = text.lstrip("\ufeff \t\r\n")
+    for tag in _STARTS:
+        if head.startswith(tag) and len(head) > len(tag):
+            delimiter = head[len(tag)]
+            return _is_delimiter(delimiter)
+    return False
+
+
+def tokenize(text: str) -> tuple[Separators, list[Segment]]:
+    """Split a payload into segments by the separators it declares (or that a bare set implies)."""
+    body = text.lstrip("\ufeff \t\r\n")
+    if not body:
+        raise X12ParseError("empty payload")
+    if body.startswith("ISA"):
+        separators = _isa_separators(body)
+    elif body.startswith(("GS", "ST")):
+        separators = _sniff_separators(body)
+    else:
+        raise X12ParseError(f"not X12: payload starts with {body[:12]!r}, expected ISA, GS or ST")
+    if separators.segment == "\n":
+        pieces = _NEWLINES.split(body)
+    else:
+        # Segments may be wrapped across lines before the terminator (General Mills 940
+        # sample): drop CR/LF entirely, then split on the declared terminator.
+        pieces = body.replace("\r", "").replace("\n", "").split(separators.segment)
+    segments: list[Segment] = []
+    for piece in pieces:
+        stripped = piece.strip(" \t\r\n")
+        if not stripped:
+            continue
+        parts = stripped.split(separators.element)
+        tag = parts[0].strip()
+        position = len(segments) + 1
+        if not _SEGMENT_ID.fullmatch(tag):
+            raise X12ParseError(f"segment {position}: {tag[:20]!r} is not a segment id (in {stripped[:40]!r})")
+        segments.append(Segment(tag=tag, elements=tuple(parts[1:]), position=position))
+    return separators, segments
+
+
+def _isa_separators(body: str) -> Separators:
+    element = body[3] if len(body) > 3 else ""
+    if not _is_delimiter(element):
+        raise X12ParseError(f"segment 1 (ISA): element separator {element!r} is not a delimiter")
+    # ISA16 follows the 16th element separator; the terminator is the character after it.
+    index = 3
+    for _ in range(_ISA_ELEMENTS - 1):
+        index = body.find(element, index + 1)
+        if index < 0:
+            raise X12ParseError("segment 1 (ISA): truncated, fewer than 16 elements")
+    if len(body) < index + 3:
+        raise X12ParseError("segment 1 (ISA): truncated after ISA16")
+    component, terminator = body[index + 1], body[index + 2]
+    if not _is_delimiter(component) or component == element:
+        raise X12ParseError(f"segment 1 (ISA): ISA16 component separator {component!r} is not a delimiter")
+    if terminator in "\r\n":
+        terminator = "\n"
+    elif not _is_delimiter(terminator) or terminator in (element, component):
+        raise X12ParseError(f"segment 1 (ISA): segment terminator {terminator!r} is not a delimiter")
+    isa11 = body[4:index].split(element)[10] if body[4:index].count(element) >= 10 else ""
+    # ISA11 is the repetition separator from 00402 on (a `U` before that).
+    repetition = isa11 if len(isa11) == 1 and not isa11.isalnum() and isa11 != terminator else None
+    return Separators(element=element, segment=terminator, component=component, repetition=repetition)
+
+
+def _sniff_separators(body: str) -> Separators:
+    """Separators of a bare `GS..`/`ST..` snippet: element = the char after the tag, segment =
+    the first delimiter after the header that is neither the element separator nor alphanumeric.
+    """
+    tag_len = 2
+    element = body[tag_len] if len(body) > tag_len else ""
+    if not _is_delimiter(element):
+        raise X12ParseError(f"segment 1 ({body[:2]}): element separator {element!r} is not a delimiter")
+    for char in body[tag_len + 1 :]:
+        if char.isalnum() or char in (element, " ", "-", ".", "_"):
+            continue
+        if char in "\r\n":
+            return Separators(element=element, segment="\n")
+        return Separators(element=element, segment=char)
+    raise X12ParseError(f"segment 1 ({body[:2]}): truncated, no segment terminator")
+
+
+def _same_number(declared: str, actual: str | int) -> bool:
+    """Control values compare as numbers when both are digits (`IEA*00001` = 1)."""
+    declared = declared.strip()
+    actual_text = str(actual).strip()
+    if declared.isascii() and declared.isdigit() and actual_text.isascii() and actual_text.isdigit():
+        return int(declared) == int(actual_text)
+    return declared == actual_text
+
+
+class _Structure:
+    """A small state machine over the segment stream: ISA > GS > ST..SE < GE < IEA."""
+
+    def __init__(self, separators: Separators) -> None:
+        self.separators = separators
+        self.sets: list[TransactionSet] = []
+        self.warnings: list[str] = []
+        self.isa: Segment | None = None
+        self.gs: Segment | None = None
+        self.st: Segment | None = None
+        self.body: list[Segment] = []
+        self.groups_in_interchange = 0
+        self.sets_in_group = 0
+        self.seen_isa = False
+
+    def build(self, segments: list[Segment]) -> X12Document:
+        for segment in segments:
+            if self.st is not None:
+                self._in_set(segment)
+            else:
+                self._outside_set(segment)
+        if self.st is not None:
+            raise X12ParseError(f"truncated: transaction set ST02={self.st.el(2)!r} ({self.st.describe()}) has no SE")
+        if self.gs is not None:
+            raise X12ParseError(f"truncated: functional group GS06={self.gs.el(6)!r} has no GE")
+        if self.isa is not None:
+            raise X12ParseError(f"truncated: interchange ISA13={self.isa.el(13)!r} has no IEA")
+        if not self.sets:
+            raise X12ParseError("no transaction set (ST) found")
+        return X12Document(self.separators, tuple(self.sets), tuple(self.warnings))
+
+    def _in_set(self, segment: Segment) -> None:
+        assert self.st is not None
+        if segment.tag == "SE":
+            self._close_set(segment)
+        elif segment.tag in ("ST", "GS", "GE", "ISA", "IEA"):
+            raise X12ParseError(
+                f"{segment.describe()}: transaction set ST02={self.st.el(2)!r} "
+                f"({self.st.describe()}) has no SE before it"
+            )
+        else:
+            self.body.append(segment)
+
+    def _outside_set(self, segment: Segment) -> None:
+        tag = segment.tag
+        if tag == "ISA":
+            if self.isa is not None:
+                raise X12ParseError(f"{segment.describe()}: previous interchange has no IEA")
+            if len(segment.elements) < _ISA_ELEMENTS:
+                raise X12ParseError(f"{segment.describe()}: ISA has {len(segment.elements)} elements, not 16")
+            self.isa, self.seen_isa, self.groups_in_interchange = segment, True, 0
+        elif tag == "IEA":
+            self._close_interchange(segment)
+        elif tag == "GS":
+            if self.gs is not None:
+                raise X12ParseError(f"{segment.describe()}: previous group GS06={self.gs.el(6)!r} has no GE")
+            if self.seen_isa and self.isa is None:
+                raise X12ParseError(f"{segment.describe()}: GS outside an interchange (after IEA)")
+            self.gs, self.sets_in_group = segment, 0
+            self.groups_in_interchange += 1
+        elif tag == "GE":
+            self._close_group(segment)
+        elif tag == "ST":
+            if not segment.el(1):
+                raise X12ParseError(f"{segment.describe()}: ST01 transaction set id is empty")
+            if self.seen_isa and self.isa is None:
+                raise X12ParseError(f"{segment.describe()}: ST outside an interchange (after IEA)")
+            if self.isa is not None and self.gs is None:
+                self.warnings.append(f"control: {segment.describe()} ST is not inside a GS group")
+            self.st, self.body = segment, []
+        elif tag == "SE":
+            raise X12ParseError(f"{segment.describe()}: SE without a matching ST")
+        else:
+            raise X12ParseError(f"{segment.describe()}: segment outside a transaction set")
+
+    def _close_set(self, se: Segment) -> None:
+        st = self.st
+        assert st is not None
+        count = len(self.body) + 2  # SE01 counts ST..SE inclusive
+        label = f"set ST02={st.el(2)!r}"
+        if not _same_number(se.el(1), count):
+            self.warnings.append(f"control: SE01={se.el(1)!r} but {label} has {count} segments")
+        if se.el(2) != st.el(2):
+            self.warnings.append(f"control: SE02={se.el(2)!r} does not match ST02={st.el(2)!r}")
+        self.sets.append(
+            TransactionSet(
+                set_id=st.el(1),
+                control_number=st.el(2),
+                body=tuple(self.body),
+                envelope=self._envelope(),
+                position=st.position,
+            )
+        )
+        self.sets_in_group += 1
+        self.st, self.body = None, []
+
+    def _close_group(self, ge: Segment) -> None:
+        if self.gs is None:
+            raise X12ParseError(f"{ge.describe()}: GE without a matching GS")
+        if not _same_number(ge.el(1), self.sets_in_group):
+            self.warnings.append(
+                f"control: GE01={ge.el(1)!r} but group GS06={self.gs.el(6)!r} has {self.sets_in_group} sets"
+            )
+        if not _same_number(ge.el(2), self.gs.el(6)):
+            self.warnings.append(f"control: GE02={ge.el(2)!r} does not match GS06={self.gs.el(6)!r}")
+        self.gs = None
+
+    def _close_interchange(self, iea: Segment) -> None:
+        if self.isa is None:
+            raise X12ParseError(f"{iea.describe()}: IEA without a matching ISA")
+        if self.gs is not None:
+            raise X12ParseError(f"{iea.describe()}: group GS06={self.gs.el(6)!r} has no GE before IEA")
+        if not _same_number(iea.el(1), self.groups_in_interchange):
+            self.warnings.append(
+                f"control: IEA01={iea.el(1)!r} but interchange has {self.groups_in_interchange} groups"
+            )
+        if not _same_number(iea.el(2), self.isa.el(13)):
+            self.warnings.append(f"control: IEA02={iea.el(2)!r} does not match ISA13={self.isa.el(13)!r}")
+        self.isa = None
+
+    def _envelope(self) -> Envelope:
+        isa, gs = self.isa, self.gs
+
+        def opt(segment: Segment | None, index: int) -> str | None:
+            return (segment.el(index) or None) if segment is not None else None
+
+        return Envelope(
+            sender_id=opt(isa, 6),
+            receiver_id=opt(isa, 8),
+            interchange_control=opt(isa, 13),
+            functional_id=opt(gs, 1),
+            group_sender=opt(gs, 2),
+            group_date=opt(gs, 4),
+            group_time=opt(gs, 5),
+            group_control=opt(gs, 6),
+            version=opt(gs, 8),
+        )
