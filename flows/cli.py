@@ -16,7 +16,9 @@ from typing import Any
 import orjson
 
 from flows.settings import Settings, SettingsError, build_settings
+from operators.master_csv import MasterDataError
 from sinks.store import StoreConfig, StoreError, connect
+from sources.kafka import KafkaUnavailableError
 
 EXIT_USAGE = 2
 
@@ -66,10 +68,14 @@ def make_parser() -> argparse.ArgumentParser:
         help="write the simulator's scenario as a replay file",
         description="Write a coherent, seeded scenario in all raw formats as a replay file (JSON Lines).",
     )
-    simulate.add_argument("--out", type=Path, required=True, metavar="FILE", help="replay file to write")
+    simulate.add_argument("--out", type=Path, metavar="FILE", help="replay file to write")
     simulate.add_argument("--master-out", type=Path, metavar="DIR", help="also write products.csv and sites.csv")
     simulate.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     simulate.add_argument("--deliveries", type=int, default=300, help="number of deliveries (default 300)")
+    simulate.add_argument("--to-kafka", action="store_true", help="produce onto the Kafka topics instead of a file")
+    simulate.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (with --to-kafka)")
+    simulate.add_argument("--partitions", type=int, default=3, help="partitions of topics it creates (default 3)")
+    simulate.add_argument("--config", type=Path, metavar="FILE", help="TOML settings file (Kafka client settings)")
 
     query = commands.add_parser(
         "query",
@@ -121,6 +127,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     if args.deliveries < 1:
         raise UserError(f"--deliveries must be >= 1, got {args.deliveries}")
+    if args.to_kafka:
+        from flows.simulate import produce_scenario
+
+        settings = _settings(args, ("bootstrap",))
+        if not settings.bootstrap:
+            raise UserError("--to-kafka needs --bootstrap HOST:PORT (or LOGISYNC_KAFKA_BOOTSTRAP)")
+        count = produce_scenario(
+            settings.bootstrap,
+            seed=args.seed,
+            deliveries=args.deliveries,
+            partitions=args.partitions,
+            config=settings.kafka_config,
+        )
+        print(f"produced {count:,} messages to {settings.bootstrap}")
+        return 0
+    if args.out is None:
+        raise UserError("give --out FILE (a replay file) or --to-kafka --bootstrap HOST:PORT")
     count = write_scenario(args.out, args.master_out, seed=args.seed, deliveries=args.deliveries)
     where = f" and master data to {args.master_out}" if args.master_out else ""
     print(f"wrote {count:,} messages to {args.out}{where}")
@@ -170,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"run": cmd_run, "simulate": cmd_simulate, "query": cmd_query}
     try:
         return handlers[args.command](args)
-    except (UserError, SettingsError, StoreError) as exc:
+    except (UserError, SettingsError, StoreError, KafkaUnavailableError, MasterDataError) as exc:
         print(f"logisync {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -18,6 +18,7 @@ from typing import Any
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
+from bytewax.outputs import Sink
 from typing_extensions import override
 
 from operators.accounting import (
@@ -35,6 +36,7 @@ from operators.model import DeadLetter, RawMessage
 from operators.normalize import Normalizer
 from operators.timeparse import to_epoch_ms
 from sinks.clickhouse import ClickHouseSink, SinkItem
+from sinks.kafka_out import dead_letter_message
 
 BUCKETS = 64
 DEFAULT_DEDUP_TTL_MS = 30 * 24 * 3600 * 1000  # design.md 3.2: state retention, 30 days of received time
@@ -92,6 +94,7 @@ def build_flow(
     sink: ClickHouseSink,
     *,
     dedup_ttl_ms: int = DEFAULT_DEDUP_TTL_MS,
+    dead_letter_sink: Sink[Any] | None = None,
     flow_id: str = "logisync",
 ) -> Dataflow:
     flow = Dataflow(flow_id)
@@ -111,10 +114,18 @@ def build_flow(
         "new_events", verdicts_only, lambda verdict: verdict.claim.event if verdict.is_new else None
     )  # CanonicalEvent
 
+    if dead_letter_sink is not None:
+        letters = op.filter_map("dead_letters", finished, _only_dead_letter)  # DeadLetter
+        op.output("kafka_dead_letters", op.map("dead_letter_message", letters, dead_letter_message), dead_letter_sink)
+
     to_store: Stream[Any] = op.merge("to_store", new_events, finished, tallied)  # SinkItem
     keyed = op.key_on("key_sink", to_store, _sink_key)
     op.output("clickhouse", keyed, sink)
     return flow
+
+
+def _only_dead_letter(item: DeadLetter | MessageOutcome) -> DeadLetter | None:
+    return item if isinstance(item, DeadLetter) else None
 
 
 def _sink_key(item: SinkItem) -> str:

@@ -19,6 +19,7 @@ from operators.master import EMPTY_MASTER, MasterData
 from operators.model import RawMessage
 from operators.normalize import Normalizer
 from sinks.clickhouse import ClickHouseSink, SinkConfig, SinkCounters
+from sinks.kafka_out import DEAD_LETTER_TOPIC, kafka_sink
 from sinks.store import StoreConfig, connect, migrate
 from sources.file_source import FileProgress, ReplayFileSource
 from sources.master_files import load_master
@@ -90,7 +91,16 @@ def run_pipeline(settings: Settings, *, progress: bool = True) -> RunResult:
         counters,
     )
     source = build_source(settings, progress)
-    flow = build_flow(source, normalizer, sink, dedup_ttl_ms=int(settings.dedup_ttl_days * 86_400_000))
+    dead_letter_sink = None
+    if settings.source == "kafka" and settings.bootstrap:
+        dead_letter_sink = kafka_sink(settings.bootstrap, DEAD_LETTER_TOPIC, settings.kafka_config)
+    flow = build_flow(
+        source,
+        normalizer,
+        sink,
+        dedup_ttl_ms=int(settings.dedup_ttl_days * 86_400_000),
+        dead_letter_sink=dead_letter_sink,
+    )
     started = time.perf_counter()
     cli_main(  # type: ignore[no-untyped-call]
         flow,

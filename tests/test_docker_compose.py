@@ -48,7 +48,8 @@ def test_pipeline_environment_is_what_settings_read(compose: dict[str, Any]) -> 
     ch = compose["services"]["clickhouse"]
     assert dsn.hostname == "clickhouse"
     assert f"{dsn.port}:{dsn.port}" in ch["ports"] and dsn.port == 8123
-    assert (dsn.username, dsn.password) == (ch["environment"]["CLICKHOUSE_USER"], ch["environment"]["CLICKHOUSE_PASSWORD"])
+    credentials = (ch["environment"]["CLICKHOUSE_USER"], ch["environment"]["CLICKHOUSE_PASSWORD"])
+    assert (dsn.username, dsn.password) == credentials
     assert settings.database == ch["environment"]["CLICKHOUSE_DB"]
 
 
