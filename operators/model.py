@@ -167,9 +167,7 @@ class AdapterResult:
         return "ignored"
 
 
-def ok(
-    events: list[CanonicalEvent] | tuple[CanonicalEvent, ...], warnings: list[str] | None = None
-) -> AdapterResult:
+def ok(events: list[CanonicalEvent] | tuple[CanonicalEvent, ...], warnings: list[str] | None = None) -> AdapterResult:
     """Events made from a message; an empty list is an ignore (say why with `ignored`)."""
     if not events:
         return AdapterResult(ignored_reason="no logistics events", warnings=tuple(warnings or ()))
