@@ -102,7 +102,7 @@ def test_site_alias_maps_to_the_plant() -> None:
         (lambda d: d.pop("source_system"), "snapshot: source_system: Field required"),
         (lambda d: d.update(as_of="2024-08-01T00:00:00"), "snapshot: as_of: timestamp '2024-08-01T00:00:00' has no"),
         (lambda d: d.update(as_of=1722470400), "snapshot: as_of: expected an ISO 8601 string"),
-        (lambda d: d.update(as_of="9999-12-31T23:00:00-05:00"), "snapshot: as_of: out of range"),
+        (lambda d: d.update(as_of="9999-12-31T23:00:00-05:00"), "snapshot: as_of: out-of-range timestamp"),
         (lambda d: d.update(site=None), "snapshot: site: Input should be a valid string"),
         (lambda d: d.update(lines=None), "snapshot: lines: Input should be a valid list"),
         (
