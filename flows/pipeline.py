@@ -35,39 +35,69 @@ from operators.accounting import (
 from operators.model import DeadLetter, RawMessage
 from operators.normalize import Normalizer
 from operators.timeparse import to_epoch_ms
+from operators.watermark import Tick
 from sinks.clickhouse import ClickHouseSink, SinkItem
 from sinks.kafka_out import dead_letter_message
+from sources.replay import INVALID_TOPIC
 
 BUCKETS = 64
 DEFAULT_DEDUP_TTL_MS = 30 * 24 * 3600 * 1000  # design.md 3.2: state retention, 30 days of received time
 
-NormalizedItem = Claim | DeadLetter | MessageOutcome
+NormalizedItem = Claim | Tick | DeadLetter | MessageOutcome
+_BUCKET_IDS = tuple(str(index) for index in range(BUCKETS))
 
 
 def normalize_batch(normalizer: Normalizer) -> Callable[[list[RawMessage]], list[NormalizedItem]]:
+    """Adapters over a batch, then one Tick per source partition of the batch for every bucket."""
+
     def normalize(raws: list[RawMessage]) -> list[NormalizedItem]:
         out: list[NormalizedItem] = []
+        progress: dict[str, int] = {}
         for raw in raws:
+            received_ms = to_epoch_ms(raw.received_at)
+            source = f"{raw.topic}:{raw.partition}" if raw.topic != INVALID_TOPIC else "replay.invalid"
+            if received_ms > progress.get(source, -(2**62)):
+                progress[source] = received_ms
             result = normalizer(raw)
-            split = split_result(raw, result, to_epoch_ms(raw.received_at))
+            split = split_result(raw, result, received_ms)
             if isinstance(split, MessageOutcome):
                 if result.dead_letter is not None:
                     out.append(result.dead_letter)
                 out.append(split)
             else:
                 out.extend(split)
+        progress.pop("replay.invalid", None)  # an unreadable replay line has no event time
+        for source, received_ms in progress.items():
+            out.extend(Tick(_source_partition(source), bucket, received_ms) for bucket in _BUCKET_IDS)
         return out
 
     return normalize
 
 
-class _DedupLogic(op.StatefulBatchLogic[Claim, Verdict, DedupState]):
+def _source_partition(source: str) -> str:
+    # A replay file is one partition whatever the topics in it: its ticks are one stream.
+    return source
+
+
+class _DedupLogic(op.StatefulBatchLogic[Claim | Tick, Verdict | Tick, DedupState]):
+    """Judges claims; forwards ticks after the claims that came before them (see watermark.py)."""
+
     def __init__(self, ttl_ms: int, resume: DedupState | None) -> None:
         self.dedup = EventDedup(ttl_ms, resume)
 
     @override
-    def on_batch(self, values: list[Claim]) -> tuple[list[Verdict], bool]:
-        return self.dedup.judge(values), self.RETAIN
+    def on_batch(self, values: list[Claim | Tick]) -> tuple[list[Verdict | Tick], bool]:
+        out: list[Verdict | Tick] = []
+        claims: list[Claim] = []
+        for value in values:
+            if isinstance(value, Tick):
+                out.extend(self.dedup.judge(claims))
+                claims = []
+                out.append(value)
+            else:
+                claims.append(value)
+        out.extend(self.dedup.judge(claims))
+        return out, self.RETAIN
 
     @override
     def snapshot(self) -> DedupState:
@@ -100,13 +130,16 @@ def build_flow(
     flow = Dataflow(flow_id)
     raws = op.input("input", flow, source)  # RawMessage
     normalized = op.flat_map_batch("normalize", raws, normalize_batch(normalizer))  # NormalizedItem
-    split = op.branch("split_claims", normalized, lambda item: isinstance(item, Claim))
-    claims: Stream[Claim] = split.trues  # type: ignore[assignment]
+    split = op.branch("split_claims", normalized, lambda item: isinstance(item, Claim | Tick))
+    claims: Stream[Claim | Tick] = split.trues  # type: ignore[assignment]
     finished: Stream[DeadLetter | MessageOutcome] = split.falses  # type: ignore[assignment]
 
-    by_event = op.key_on("key_event", claims, lambda claim: bucket_of(claim.event.event_id, BUCKETS))
-    verdicts = op.stateful_batch("dedup", by_event, lambda resume: _DedupLogic(dedup_ttl_ms, resume))
-    verdicts_only = op.key_rm("verdicts", verdicts)  # Verdict
+    by_event = op.key_on("key_event", claims, _dedup_key)
+    judged = op.key_rm(
+        "judged", op.stateful_batch("dedup", by_event, lambda resume: _DedupLogic(dedup_ttl_ms, resume))
+    )  # Verdict | Tick, ticks after the verdicts they follow
+    split_judged = op.branch("split_ticks", judged, lambda item: isinstance(item, Verdict))
+    verdicts_only: Stream[Verdict] = split_judged.trues  # type: ignore[assignment]
     by_message = op.key_on("key_message", verdicts_only, lambda verdict: bucket_of(verdict.claim.raw_ref, BUCKETS))
     tallied = op.key_rm("tallied", op.stateful_batch("tally", by_message, _TallyLogic))  # MessageOutcome
 
@@ -122,6 +155,10 @@ def build_flow(
     keyed = op.key_on("key_sink", to_store, _sink_key)
     op.output("clickhouse", keyed, sink)
     return flow
+
+
+def _dedup_key(item: Claim | Tick) -> str:
+    return item.bucket if isinstance(item, Tick) else bucket_of(item.event.event_id, BUCKETS)
 
 
 def _only_dead_letter(item: DeadLetter | MessageOutcome) -> DeadLetter | None:

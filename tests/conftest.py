@@ -11,6 +11,8 @@ import pytest
 from operators.model import RawMessage
 from sinks.store import StoreConfig, connect, migrate
 
+pytest_plugins = ["tests.kafka_broker"]
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
