@@ -19,7 +19,7 @@ from operators.master import EMPTY_MASTER, MasterData
 from operators.model import RawMessage
 from operators.normalize import Normalizer
 from sinks.clickhouse import ClickHouseSink, SinkConfig, SinkCounters
-from sinks.kafka_out import DEAD_LETTER_TOPIC, kafka_sink
+from sinks.kafka_out import kafka_sink
 from sinks.store import StoreConfig, connect, migrate
 from sources.file_source import FileProgress, ReplayFileSource
 from sources.master_files import load_master
@@ -93,7 +93,7 @@ def run_pipeline(settings: Settings, *, progress: bool = True) -> RunResult:
     source = build_source(settings, progress)
     dead_letter_sink = None
     if settings.source == "kafka" and settings.bootstrap:
-        dead_letter_sink = kafka_sink(settings.bootstrap, DEAD_LETTER_TOPIC, settings.kafka_config)
+        dead_letter_sink = kafka_sink(settings.bootstrap, settings.dead_letter_topic, settings.kafka_config)
     flow = build_flow(
         source,
         normalizer,

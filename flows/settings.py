@@ -36,6 +36,8 @@ class Settings:
     sink_max_rows: int = 50_000
     sink_flush_interval_s: float = 1.0
     dedup_ttl_days: float = 30.0
+    dead_letter_topic: str = "logisync.dead_letters"
+    alerts_topic: str = "logisync.alerts"
     sim_seed: int = 7
     sim_deliveries: int = 300
     topic_adapters: Mapping[str, str] = field(default_factory=lambda: MappingProxyType(dict(DEFAULT_TOPIC_ADAPTERS)))

@@ -43,6 +43,7 @@ DEFAULT_TOPIC_ADAPTERS: Mapping[str, str] = MappingProxyType(
 )
 
 SNIFF = "sniff"  # a topic mapped to "sniff" picks the adapter from the content
+NONE = "none"  # a topic consumed on purpose without an adapter yet: its messages are dead-lettered `unsupported`
 
 
 def sniff_adapter(value: bytes) -> str | None:
@@ -65,7 +66,7 @@ class Normalizer:
     """Maps one raw message to one AdapterResult using the topic map and master data."""
 
     def __init__(self, topic_adapters: Mapping[str, str], master: MasterData) -> None:
-        unknown = sorted(set(topic_adapters.values()) - set(ADAPTERS) - {SNIFF})
+        unknown = sorted(set(topic_adapters.values()) - set(ADAPTERS) - {SNIFF, NONE})
         if unknown:
             raise ValueError(f"topic map names unknown adapters {unknown}; known: {sorted(ADAPTERS)}")
         self.topic_adapters = dict(topic_adapters)
@@ -75,7 +76,7 @@ class Normalizer:
         name = self.topic_adapters.get(raw.topic)
         if name == SNIFF:
             return sniff_adapter(raw.value)
-        return name
+        return None if name == NONE else name
 
     def __call__(self, raw: RawMessage) -> AdapterResult:
         name = self.adapter_name(raw)

@@ -157,7 +157,8 @@ class RawKafkaSource(FixedPartitionedSource[RawMessage, int | None]):
 def build_kafka_source(settings: Any) -> RawKafkaSource:
     """The Kafka source for `logisync run --source kafka` (topics = the configured topic map)."""
     topics = sorted(settings.topic_adapters)
-    preflight(settings.bootstrap, topics, settings.kafka_config)
+    outputs = [settings.dead_letter_topic, settings.alerts_topic]
+    preflight(settings.bootstrap, topics + outputs, settings.kafka_config)
     log.info(
         "consuming %s from %s (until_end=%s, config %s)",
         topics,
