@@ -85,7 +85,7 @@ class Normalizer:
                 raw,
                 DeadLetterReason.UNSUPPORTED,
                 "none",
-                f"no adapter for topic {raw.topic!r} (known topics: {sorted(self.topic_adapters)})",
+                f"no adapter for topic {raw.topic!r}: map it to an adapter in the [topics] configuration",
             )
         try:
             raw.value.decode("utf-8")
