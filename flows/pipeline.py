@@ -12,7 +12,8 @@ Shape:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import bytewax.operators as op
@@ -21,6 +22,7 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 from typing_extensions import override
 
+from flows.domain import CORE_KEY, CoreLogic
 from operators.accounting import (
     Claim,
     DedupState,
@@ -32,7 +34,11 @@ from operators.accounting import (
     bucket_of,
     split_result,
 )
-from operators.model import DeadLetter, RawMessage
+from operators.alerts import Alert
+from operators.core import CoreConfig, DomainOutput
+from operators.inventory_units import InventoryDelta, InventoryPosition
+from operators.master import EMPTY_MASTER, MasterData
+from operators.model import CanonicalEvent, DeadLetter, RawMessage
 from operators.normalize import Normalizer
 from operators.timeparse import to_epoch_ms
 from operators.watermark import Tick
@@ -125,6 +131,10 @@ def build_flow(
     *,
     dedup_ttl_ms: int = DEFAULT_DEDUP_TTL_MS,
     dead_letter_sink: Sink[Any] | None = None,
+    core: CoreConfig | None = None,
+    master: MasterData = EMPTY_MASTER,
+    alert_sinks: Sequence[tuple[str, Sink[Any]]] = (),
+    idle_timeout: timedelta | None = None,
     flow_id: str = "logisync",
 ) -> Dataflow:
     flow = Dataflow(flow_id)
@@ -140,6 +150,7 @@ def build_flow(
     )  # Verdict | Tick, ticks after the verdicts they follow
     split_judged = op.branch("split_ticks", judged, lambda item: isinstance(item, Verdict))
     verdicts_only: Stream[Verdict] = split_judged.trues  # type: ignore[assignment]
+    ticks: Stream[Tick] = split_judged.falses  # type: ignore[assignment]
     by_message = op.key_on("key_message", verdicts_only, lambda verdict: bucket_of(verdict.claim.raw_ref, BUCKETS))
     tallied = op.key_rm("tallied", op.stateful_batch("tally", by_message, _TallyLogic))  # MessageOutcome
 
@@ -151,7 +162,24 @@ def build_flow(
         letters = op.filter_map("dead_letters", finished, _only_dead_letter)  # DeadLetter
         op.output("kafka_dead_letters", op.map("dead_letter_message", letters, dead_letter_message), dead_letter_sink)
 
-    to_store: Stream[Any] = op.merge("to_store", new_events, finished, tallied)  # SinkItem
+    stores: list[Stream[Any]] = [new_events, finished, tallied]
+    if core is not None:
+        core_config = core
+        core_in = op.key_on("key_core", op.merge("events_and_ticks", new_events, ticks), lambda _: CORE_KEY)
+        domain = op.key_rm(
+            "domain_rows",
+            op.stateful_batch(
+                "core",
+                core_in,
+                lambda resume: CoreLogic(core_config, master, BUCKETS, resume, idle_timeout),
+            ),
+        )  # DeliveryStatus | SyncLatency | Alert | InventoryPosition | InventoryDelta
+        stores.append(domain)
+        alerts = op.filter_map("alerts", domain, _only_alert)  # Alert
+        for name, alert_sink in alert_sinks:
+            op.output(name, alerts, alert_sink)
+
+    to_store: Stream[Any] = op.merge("to_store", *stores)  # SinkItem
     keyed = op.key_on("key_sink", to_store, _sink_key)
     op.output("clickhouse", keyed, sink)
     return flow
@@ -159,6 +187,10 @@ def build_flow(
 
 def _dedup_key(item: Claim | Tick) -> str:
     return item.bucket if isinstance(item, Tick) else bucket_of(item.event.event_id, BUCKETS)
+
+
+def _only_alert(item: DomainOutput) -> Alert | None:
+    return item if isinstance(item, Alert) else None
 
 
 def _only_dead_letter(item: DeadLetter | MessageOutcome) -> DeadLetter | None:
@@ -170,4 +202,10 @@ def _sink_key(item: SinkItem) -> str:
         return item.raw.raw_ref
     if isinstance(item, MessageOutcome):
         return item.topic
-    return item.event_id
+    if isinstance(item, CanonicalEvent):
+        return item.event_id
+    if isinstance(item, Alert):
+        return item.alert_id
+    if isinstance(item, InventoryPosition | InventoryDelta):
+        return f"{item.site}/{item.sku}"
+    return item.delivery_id

@@ -6,21 +6,29 @@ import logging
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+from bytewax.connectors.kafka import KafkaSink
 from bytewax.inputs import Source
+from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 from bytewax.run import cli_main
+from typing_extensions import override
 
+from flows.core_config import build_core_config
 from flows.pipeline import build_flow
 from flows.settings import Settings, SettingsError
+from operators.alerts import Alert
 from operators.master import EMPTY_MASTER, MasterData
 from operators.model import RawMessage
 from operators.normalize import Normalizer
 from sinks.clickhouse import ClickHouseSink, SinkConfig, SinkCounters
-from sinks.kafka_out import kafka_sink
+from sinks.kafka_out import alert_message, kafka_sink
 from sinks.store import StoreConfig, connect, migrate
+from sinks.webhook import WebhookConfig, WebhookCounters, WebhookSink
 from sources.file_source import FileProgress, ReplayFileSource
 from sources.master_files import load_master
 
@@ -33,6 +41,31 @@ class RunResult:
     seconds: float
     sink: SinkCounters
     store: StoreConfig
+    webhook: WebhookCounters | None = None
+
+
+class _AlertsToKafka(DynamicSink[Alert]):
+    """Alerts keyed by alert id onto the alerts topic (through bytewax's KafkaSink)."""
+
+    def __init__(self, bootstrap: str, topic: str, config: Mapping[str, str]) -> None:
+        self._inner: KafkaSink = kafka_sink(bootstrap, topic, config)
+
+    @override
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> StatelessSinkPartition[Alert]:
+        return _MappedPartition(self._inner.build(step_id, worker_index, worker_count))
+
+
+class _MappedPartition(StatelessSinkPartition[Alert]):
+    def __init__(self, inner: StatelessSinkPartition[Any]) -> None:
+        self._inner = inner
+
+    @override
+    def write_batch(self, items: list[Alert]) -> None:
+        self._inner.write_batch([alert_message(alert) for alert in items])
+
+    @override
+    def close(self) -> None:
+        self._inner.close()
 
 
 def load_master_data(settings: Settings) -> MasterData:
@@ -92,14 +125,27 @@ def run_pipeline(settings: Settings, *, progress: bool = True) -> RunResult:
     )
     source = build_source(settings, progress)
     dead_letter_sink = None
+    alert_sinks: list[tuple[str, Sink[Any]]] = []
+    live = settings.source == "kafka" and not settings.until_end
     if settings.source == "kafka" and settings.bootstrap:
         dead_letter_sink = kafka_sink(settings.bootstrap, settings.dead_letter_topic, settings.kafka_config)
+        alert_sinks.append(
+            ("kafka_alerts", _AlertsToKafka(settings.bootstrap, settings.alerts_topic, settings.kafka_config))
+        )
+    webhook = None
+    if settings.alert_webhook:
+        webhook = WebhookSink(WebhookConfig(settings.alert_webhook))
+        alert_sinks.append(("alert_webhook", webhook))
     flow = build_flow(
         source,
         normalizer,
         sink,
         dedup_ttl_ms=int(settings.dedup_ttl_days * 86_400_000),
         dead_letter_sink=dead_letter_sink,
+        core=build_core_config(settings),
+        master=master,
+        alert_sinks=alert_sinks,
+        idle_timeout=timedelta(seconds=settings.idle_timeout_s) if live else None,
     )
     started = time.perf_counter()
     cli_main(  # type: ignore[no-untyped-call]
@@ -107,7 +153,7 @@ def run_pipeline(settings: Settings, *, progress: bool = True) -> RunResult:
         workers_per_process=settings.workers,
         epoch_interval=timedelta(seconds=settings.epoch_interval_s),
     )
-    return RunResult(run_id, time.perf_counter() - started, counters, store)
+    return RunResult(run_id, time.perf_counter() - started, counters, store, webhook.counters if webhook else None)
 
 
 def resolve_simulator(settings: Settings, workdir: Path) -> Settings:

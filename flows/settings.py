@@ -36,6 +36,15 @@ class Settings:
     sink_max_rows: int = 50_000
     sink_flush_interval_s: float = 1.0
     dedup_ttl_days: float = 30.0
+    allowed_lateness_s: float = 300.0
+    xref_ttl_days: float = 7.0
+    retention_days: float = 30.0
+    idle_timeout_s: float = 30.0
+    alert_webhook: str | None = None
+    # [[handoffs]] tables of the config file (operators.handoffs.parse_handoffs); empty = the defaults
+    handoffs: tuple[Mapping[str, Any], ...] = ()
+    # [inventory] table: tolerance, grace_minutes, and [inventory.sites.<site>] / [inventory.skus.<sku>]
+    inventory: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     dead_letter_topic: str = "logisync.dead_letters"
     alerts_topic: str = "logisync.alerts"
     sim_seed: int = 7
@@ -78,6 +87,10 @@ ENV_VARS: Mapping[str, str] = MappingProxyType(
         "batch_size": "LOGISYNC_BATCH_SIZE",
         "epoch_interval_s": "LOGISYNC_EPOCH_INTERVAL_S",
         "dedup_ttl_days": "LOGISYNC_DEDUP_TTL_DAYS",
+        "allowed_lateness_s": "LOGISYNC_ALLOWED_LATENESS_S",
+        "xref_ttl_days": "LOGISYNC_XREF_TTL_DAYS",
+        "retention_days": "LOGISYNC_RETENTION_DAYS",
+        "alert_webhook": "LOGISYNC_ALERT_WEBHOOK",
     }
 )
 KAFKA_ENV_PREFIX = "LOGISYNC_KAFKA__"  # LOGISYNC_KAFKA__SASL_PASSWORD -> sasl.password
@@ -115,6 +128,12 @@ def from_file(path: Path) -> dict[str, Any]:
             values["topic_adapters"] = MappingProxyType({str(k): str(v) for k, v in value.items()})
         elif key == "kafka":
             values["kafka_config"] = MappingProxyType({str(k): str(v) for k, v in value.items()})
+        elif key == "handoffs":
+            if not isinstance(value, list):
+                raise SettingsError(f"config file {path}: 'handoffs' must be an array of tables ([[handoffs]])")
+            values["handoffs"] = tuple(value)
+        elif key == "inventory":
+            values["inventory"] = MappingProxyType(dict(value))
         elif key in known:
             values[key] = _coerce(key, value)
         else:

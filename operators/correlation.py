@@ -38,11 +38,19 @@ SHIPMENT_REF = "shipment_ref"
 
 
 def reference_keys(event: CanonicalEvent) -> tuple[str, ...]:
-    """The event's reference keys, most specific first: ("tracking_number:X", "shipment_ref:Y")."""
-    keys = []
-    for kind, value in ((TRACKING, event.tracking_number), (SHIPMENT_REF, event.shipment_ref)):
+    """The event's reference keys, most specific first: ("ref:<tracking>", "ref:<shipment ref>").
+
+    Keys are the reference value alone, not its kind: partners file the same number in different
+    places (a parcel's tracking number arrives as an EPCIS `bol` business transaction, a PRO as
+    214 B10-01 and as 945 N9*CN), and a PRO colliding with another delivery's BOL is far less
+    likely than a kind mismatch.
+    """
+    keys: list[str] = []
+    for value in (event.tracking_number, event.shipment_ref):
         if value is not None and value.strip():
-            keys.append(f"{kind}:{value.strip().upper()}")
+            key = f"ref:{value.strip().upper()}"
+            if key not in keys:
+                keys.append(key)
     return tuple(keys)
 
 

@@ -19,21 +19,30 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from typing_extensions import override
 
 from operators.accounting import MessageOutcome
+from operators.alerts import Alert
+from operators.core import DomainOutput
+from operators.delivery_status import DeliveryStatus
+from operators.handoffs import SyncLatency
+from operators.inventory_units import InventoryDelta, InventoryPosition
 from operators.model import CanonicalEvent, DeadLetter
-from sinks.rows import (
-    DEAD_LETTER_COLUMNS,
-    EVENT_COLUMNS,
-    INGEST_STATS_COLUMNS,
-    dead_letter_row,
-    event_row,
-    ingest_stats_rows,
-)
+from sinks import rows
 from sinks.store import StoreConfig, chdb_lock, connect
 
 log = logging.getLogger(__name__)
 
-# New canonical events, dead letters, and per-message outcomes (summed into ingest_stats).
-SinkItem = CanonicalEvent | DeadLetter | MessageOutcome
+# New canonical events, dead letters, domain rows, and per-message outcomes (summed into ingest_stats).
+SinkItem = CanonicalEvent | DeadLetter | MessageOutcome | DomainOutput
+RowFn = Callable[[Any, int], tuple[object, ...]]
+# item type -> (table, columns, to_row(item, ingested_ms))
+TABLES: dict[type, tuple[str, Sequence[str], RowFn]] = {
+    CanonicalEvent: ("events", rows.EVENT_COLUMNS, rows.event_row),
+    DeadLetter: ("dead_letters", rows.DEAD_LETTER_COLUMNS, rows.dead_letter_row),
+    DeliveryStatus: ("delivery_status", rows.DELIVERY_STATUS_COLUMNS, rows.delivery_status_row),
+    SyncLatency: ("sync_latency", rows.SYNC_LATENCY_COLUMNS, rows.sync_latency_row),
+    Alert: ("alerts", rows.ALERT_COLUMNS, rows.alert_row),
+    InventoryPosition: ("inventory_positions", rows.INVENTORY_POSITION_COLUMNS, rows.inventory_position_row),
+    InventoryDelta: ("inventory_deltas", rows.INVENTORY_DELTA_COLUMNS, rows.inventory_delta_row),
+}
 
 
 @dataclass(frozen=True)
@@ -62,9 +71,9 @@ class _ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
         self._part = part
         self._client = connect(config.store)
         self._db = config.store.database
-        self._events: list[CanonicalEvent] = []
-        self._dead: list[DeadLetter] = []
+        self._buffers: dict[type, list[Any]] = {kind: [] for kind in TABLES}
         self._outcomes: list[MessageOutcome] = []
+        self._buffered = 0
         self._oldest: float | None = None
         self._flush_seq = 0
         self._counters = counters
@@ -72,33 +81,36 @@ class _ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
 
     @override
     def write_batch(self, items: list[SinkItem]) -> None:
+        buffers = self._buffers
         for item in items:
-            if isinstance(item, CanonicalEvent):
-                self._events.append(item)
-            elif isinstance(item, DeadLetter):
-                self._dead.append(item)
-            else:
+            if isinstance(item, MessageOutcome):
                 self._outcomes.append(item)
+            else:
+                buffers[type(item)].append(item)
+        self._buffered += len(items)
         now = time.monotonic()
         if self._oldest is None:
             self._oldest = now
-        buffered = len(self._events) + len(self._dead) + len(self._outcomes)
-        if buffered >= self._config.max_rows or now - self._oldest >= self._config.flush_interval_s:
+        if self._buffered >= self._config.max_rows or now - self._oldest >= self._config.flush_interval_s:
             self._flush()
 
     def _flush(self) -> None:
-        if not (self._events or self._dead or self._outcomes):
+        if not self._buffered:
             return
         ingested_ms = time.time_ns() // 1_000_000  # ingested_at: wall clock, a pipeline metric only
-        if self._events:
-            self._insert("events", EVENT_COLUMNS, [event_row(e, ingested_ms) for e in self._events])
-        if self._dead:
-            self._insert("dead_letters", DEAD_LETTER_COLUMNS, [dead_letter_row(d, ingested_ms) for d in self._dead])
+        for kind, buffered in self._buffers.items():
+            if buffered:
+                table, columns, to_row = TABLES[kind]
+                self._insert(table, columns, [to_row(item, ingested_ms) for item in buffered])
+                self._buffers[kind] = []
         if self._outcomes:
             self._flush_seq += 1
-            rows = ingest_stats_rows(self._outcomes, self._config.run_id, self._part, self._flush_seq, ingested_ms)
-            self._insert("ingest_stats", INGEST_STATS_COLUMNS, rows)
-        self._events, self._dead, self._outcomes = [], [], []
+            stats = rows.ingest_stats_rows(
+                self._outcomes, self._config.run_id, self._part, self._flush_seq, ingested_ms
+            )
+            self._insert("ingest_stats", rows.INGEST_STATS_COLUMNS, stats)
+            self._outcomes = []
+        self._buffered = 0
         self._oldest = None
 
     def _insert(self, table: str, columns: Sequence[str], rows: list[tuple[object, ...]]) -> None:

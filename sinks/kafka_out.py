@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
+import orjson
 from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
 
+from operators.alerts import Alert
 from operators.model import DeadLetter
 from operators.timeparse import to_epoch_ms
+from sinks.rows import ALERT_COLUMNS
 
 DEAD_LETTER_TOPIC = "logisync.dead_letters"
 ALERTS_TOPIC = "logisync.alerts"
@@ -32,3 +36,20 @@ def kafka_sink(bootstrap: str, topic: str, config: Mapping[str, str]) -> KafkaSi
     # linger + compression: the connector flushes every batch, so let librdkafka batch too.
     add_config = {"linger.ms": "20", "compression.type": "lz4", **config}
     return KafkaSink([bootstrap], topic, add_config=add_config)
+
+
+def alert_payload(alert: Alert) -> dict[str, object]:
+    """An alert as a JSON-ready dict (times ISO 8601 UTC), for Kafka and the webhook."""
+    payload: dict[str, object] = {}
+    for name in ALERT_COLUMNS:
+        value = getattr(alert, name)
+        if isinstance(value, datetime):
+            value = value.isoformat().replace("+00:00", "Z")
+        payload[name] = value
+    return payload
+
+
+def alert_message(alert: Alert) -> KafkaSinkMessage[bytes, bytes]:
+    """Keyed by alert id, so every version of an alert lands in one partition, in order."""
+    headers = [("logisync.rule", alert.rule.encode()), ("logisync.version", str(alert.version).encode())]
+    return KafkaSinkMessage(key=alert.alert_id.encode(), value=orjson.dumps(alert_payload(alert)), headers=headers)

@@ -9,8 +9,13 @@ from __future__ import annotations
 import base64
 from collections import Counter
 from collections.abc import Iterable
+from datetime import datetime
 
 from operators.accounting import DEAD_LETTERED, DUPLICATE, IGNORED, NORMALIZED, MessageOutcome
+from operators.alerts import Alert
+from operators.delivery_status import DeliveryStatus
+from operators.handoffs import SyncLatency
+from operators.inventory_units import InventoryDelta, InventoryPosition
 from operators.model import CanonicalEvent, DeadLetter
 from operators.timeparse import to_epoch_ms
 
@@ -167,3 +172,161 @@ def ingest_stats_rows(
         )
         for topic, counts in sorted(per_topic.items())
     ]
+
+
+def _ms(value: datetime | None) -> int | None:
+    return None if value is None else to_epoch_ms(value)
+
+
+DELIVERY_STATUS_COLUMNS = (
+    "delivery_id",
+    "order_id",
+    "site",
+    "status",
+    "released_at",
+    "first_wms_at",
+    "dispatched_at",
+    "gi_posted_at",
+    "picked_up_at",
+    "delivered_at",
+    "invoiced_at",
+    "out_of_sequence",
+    "version",
+)
+
+
+def delivery_status_row(row: DeliveryStatus, ingested_ms: int) -> tuple[object, ...]:
+    return (
+        row.delivery_id,
+        row.order_id,
+        row.site,
+        row.status,
+        _ms(row.released_at),
+        _ms(row.first_wms_at),
+        _ms(row.dispatched_at),
+        _ms(row.gi_posted_at),
+        _ms(row.picked_up_at),
+        _ms(row.delivered_at),
+        _ms(row.invoiced_at),
+        row.out_of_sequence,
+        row.version,
+    )
+
+
+SYNC_LATENCY_COLUMNS = (
+    "handoff",
+    "delivery_id",
+    "order_id",
+    "site",
+    "from_event_id",
+    "to_event_id",
+    "from_at",
+    "to_at",
+    "latency_ms",
+    "sla_ms",
+    "breached",
+    "clock_skew",
+    "version",
+)
+
+
+def sync_latency_row(row: SyncLatency, ingested_ms: int) -> tuple[object, ...]:
+    return (
+        row.handoff,
+        row.delivery_id,
+        row.order_id,
+        row.site,
+        row.from_event_id,
+        row.to_event_id,
+        to_epoch_ms(row.from_at),
+        _ms(row.to_at),
+        row.latency_ms,
+        row.sla_ms,
+        row.breached,
+        row.clock_skew,
+        row.version,
+    )
+
+
+ALERT_COLUMNS = (
+    "alert_id",
+    "rule",
+    "handoff",
+    "severity",
+    "entity",
+    "delivery_id",
+    "site",
+    "sku",
+    "state",
+    "due_at",
+    "opened_at",
+    "resolved_at",
+    "details",
+    "version",
+)
+
+
+def alert_row(row: Alert, ingested_ms: int) -> tuple[object, ...]:
+    return (
+        row.alert_id,
+        row.rule,
+        row.handoff,
+        row.severity,
+        row.entity,
+        row.delivery_id,
+        row.site,
+        row.sku,
+        row.state,
+        _ms(row.due_at),
+        to_epoch_ms(row.opened_at),
+        _ms(row.resolved_at),
+        row.details,
+        row.version,
+    )
+
+
+_POSITION_FIELDS = (
+    "site",
+    "sku",
+    "uom",
+    "erp_qty",
+    "wms_qty",
+    "delta",
+    "in_flight_qty",
+    "unexplained_delta",
+)
+INVENTORY_POSITION_COLUMNS = (*_POSITION_FIELDS, "erp_as_of", "wms_as_of", "unit_mismatch", "version")
+INVENTORY_DELTA_COLUMNS = ("at", *_POSITION_FIELDS, "unit_mismatch", "version")
+
+
+def inventory_position_row(row: InventoryPosition, ingested_ms: int) -> tuple[object, ...]:
+    return (
+        row.site,
+        row.sku,
+        row.uom,
+        row.erp_qty,
+        row.wms_qty,
+        row.delta,
+        row.in_flight_qty,
+        row.unexplained_delta,
+        _ms(row.erp_as_of),
+        _ms(row.wms_as_of),
+        row.unit_mismatch,
+        row.version,
+    )
+
+
+def inventory_delta_row(row: InventoryDelta, ingested_ms: int) -> tuple[object, ...]:
+    return (
+        to_epoch_ms(row.at),
+        row.site,
+        row.sku,
+        row.uom,
+        row.erp_qty,
+        row.wms_qty,
+        row.delta,
+        row.in_flight_qty,
+        row.unexplained_delta,
+        row.unit_mismatch,
+        row.version,
+    )

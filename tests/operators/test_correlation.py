@@ -55,7 +55,7 @@ def alerts_of(outputs: list[CorrelationOutput]) -> list[Alert]:
 
 
 def test_reference_keys_are_normalized_and_most_specific_first() -> None:
-    assert reference_keys(scan("s", tracking=" 1z999 ", bol="bol7")) == ("tracking_number:1Z999", "shipment_ref:BOL7")
+    assert reference_keys(scan("s", tracking=" 1z999 ", bol="bol7")) == ("ref:1Z999", "ref:BOL7")
     assert reference_keys(scan("s", tracking=None, bol=None)) == ()
 
 
@@ -65,9 +65,9 @@ def test_known_reference_enriches_at_once() -> None:
     assert corr.on_event(teacher) == [teacher]  # passes through unchanged
     [enriched] = corr.on_event(scan("s1", tracking="1z999", minute=5))
     assert enriched.delivery_id == "D1" and enriched.order_id == "SO-D1"
-    assert enriched.attributes["correlated_by"] == "tracking_number:1Z999"
+    assert enriched.attributes["correlated_by"] == "ref:1Z999"
     assert enriched.event_id == "s1" and enriched.received_at == at(5)
-    assert corr.state.xrefs["tracking_number:1Z999"].touched_at == at(5)
+    assert corr.state.xrefs["ref:1Z999"].touched_at == at(5)
 
 
 def test_events_that_need_no_correlation_pass_through() -> None:
@@ -100,10 +100,10 @@ def test_carrier_before_xref_is_buffered_then_released_in_order() -> None:
 def test_event_with_two_references_is_released_once_by_either() -> None:
     corr = XrefCorrelator()
     corr.on_event(scan("s", tracking="1Z1", bol="BOL1"))
-    assert set(corr.state.waiting) == {"tracking_number:1Z1", "shipment_ref:BOL1"}
+    assert set(corr.state.waiting) == {"ref:1Z1", "ref:BOL1"}
     outputs = corr.on_event(ship(tracking=None, bol="BOL1", minute=1))
     [released] = events_of(outputs)[1:]
-    assert released.attributes["correlated_by"] == "shipment_ref:BOL1"
+    assert released.attributes["correlated_by"] == "ref:BOL1"
     assert not corr.state.waiting  # its entry under the tracking number went too
     assert corr.on_event(ship("D2", tracking="1Z1", minute=2))[1:] == []
 
@@ -135,7 +135,7 @@ def test_xref_ttl_expiry_emits_the_orphan_and_an_alert() -> None:
     [alert] = alerts_of(outputs)
     assert orphan.delivery_id is None and orphan.attributes["orphan"] == "true"
     assert (alert.rule, alert.state, alert.version, alert.severity) == (ORPHAN_CARRIER_EVENT, "open", 1, "warning")
-    assert alert.alert_id == alert_id(ORPHAN_CARRIER_EVENT, "tracking_number:1Z999")
+    assert alert.alert_id == alert_id(ORPHAN_CARRIER_EVENT, "ref:1Z999")
     assert (alert.opened_at, alert.due_at, alert.handoff, alert.delivery_id) == (due, due, "", "")
     assert json.loads(alert.details)["events"] == 1
     assert corr.open_alert_count() == 1
@@ -172,9 +172,9 @@ def test_xref_is_discarded_retention_after_its_last_use() -> None:
     corr.on_event(ship(minute=0))
     corr.on_event(scan("s", minute=60 * 24 * 10))  # used on day 10
     corr.advance(at(0, days=30))
-    assert "tracking_number:1Z999" in corr.state.xrefs  # learned 30 days ago but used since
+    assert "ref:1Z999" in corr.state.xrefs  # learned 30 days ago but used since
     corr.advance(at(0, days=40) - MS)
-    assert "tracking_number:1Z999" in corr.state.xrefs
+    assert "ref:1Z999" in corr.state.xrefs
     corr.advance(at(0, days=40))
     assert not corr.state.xrefs and not corr.state.xref_expiry
     assert corr.on_event(scan("late", minute=60 * 24 * 41)) == []  # buffered again
@@ -261,3 +261,14 @@ def test_stale_expiry_entry_does_not_orphan_an_event_buffered_again() -> None:
     assert corr.advance(at(0, days=7)) == []  # the stale day-7 entry pops: s1 stays pending
     assert corr.pending_count() == 1
     assert events_of(corr.advance(at(0, days=10)))[0].attributes["orphan"] == "true"
+
+
+def test_a_reference_matches_whatever_field_each_partner_files_it_in() -> None:
+    # An EPCIS-site parcel: the tracking number arrives as the EPCIS `bol`, EasyPost sends it as
+    # the tracking code.
+    corr = XrefCorrelator()
+    confirmation = ship("D9", tracking=None, bol="1Z777")
+    assert corr.on_event(confirmation) == [confirmation]
+    (enriched,) = corr.on_event(scan("s1", tracking="1Z777", minute=1))
+    assert isinstance(enriched, CanonicalEvent) and enriched.delivery_id == "D9"
+    assert enriched.attributes["correlated_by"] == "ref:1Z777"

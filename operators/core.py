@@ -1,0 +1,138 @@
+"""The time-dependent domain core: correlation, lifecycle, handoffs, SLA alerts, inventory ledger.
+
+One `DomainCore` sees every new canonical event and every watermark tick, in the order the flow
+delivers them, and drives the pure state machines with an explicit watermark:
+
+    event -> XrefCorrelator (carrier events get their delivery_id) -> DeliveryLifecycle
+          -> InventoryLedger (by site)
+    tick  -> Watermark; when W moves: advance(W) on all three
+
+It runs under a single key in the flow so that cross-references, which join events of every
+delivery, need no second shuffle; parsing and dedup, the expensive parts, stay parallel.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TypeAlias
+
+from operators.alerts import Alert
+from operators.correlation import CorrelationState, XrefCorrelator
+from operators.delivery_status import DeliveryStatus
+from operators.handoffs import DEFAULT_HANDOFFS, Handoff, SyncLatency
+from operators.inventory import InventoryLedger
+from operators.inventory_units import GraceConfig, InventoryDelta, InventoryPosition, InventoryState, ToleranceConfig
+from operators.lifecycle import DeliveryLifecycle, LifecycleState
+from operators.master import MasterData
+from operators.model import CanonicalEvent
+from operators.watermark import Tick, Watermark, WatermarkState
+
+DomainOutput: TypeAlias = DeliveryStatus | SyncLatency | Alert | InventoryPosition | InventoryDelta
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """Everything time- and rule-dependent (design.md 3.1-3.4), with the design's defaults."""
+
+    allowed_lateness: timedelta = timedelta(minutes=5)
+    xref_ttl: timedelta = timedelta(days=7)
+    retention: timedelta = timedelta(days=30)
+    handoffs: tuple[Handoff, ...] = DEFAULT_HANDOFFS
+    tolerance: ToleranceConfig = field(default_factory=ToleranceConfig)
+    grace: GraceConfig | timedelta = timedelta(hours=1)
+
+
+@dataclass
+class CoreState:
+    """The state of all machines; each documents when its entries are discarded."""
+
+    watermark: WatermarkState = field(default_factory=WatermarkState)
+    correlation: CorrelationState = field(default_factory=CorrelationState)
+    lifecycle: LifecycleState = field(default_factory=LifecycleState)
+    inventory: InventoryState = field(default_factory=InventoryState)
+    last_watermark_ms: int | None = None
+
+
+def from_ms(millis: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=millis)
+
+
+class DomainCore:
+    def __init__(self, config: CoreConfig, master: MasterData, buckets: int, state: CoreState | None = None) -> None:
+        state = state if state is not None else CoreState()
+        self.state = state
+        self.watermark = Watermark(int(config.allowed_lateness / timedelta(milliseconds=1)), buckets, state.watermark)
+        self.correlator = XrefCorrelator(config.xref_ttl, config.retention, state.correlation)
+        self.lifecycle = DeliveryLifecycle(config.handoffs, config.retention, state=state.lifecycle)
+        self.inventory = InventoryLedger(
+            master, config.tolerance, config.grace, state=state.inventory, retention=config.retention
+        )
+
+    def on_items(self, items: list[CanonicalEvent | Tick]) -> list[DomainOutput]:
+        """Events and ticks in arrival order; W moves (and deadlines fire) after the batch."""
+        out: list[DomainOutput] = []
+        for item in items:
+            if isinstance(item, Tick):
+                self.watermark.observe(item)
+            else:
+                self._on_event(item, out)
+        current = self.watermark.current_ms()
+        if current is not None:
+            self._advance(current, out)
+        return out
+
+    def finish(self) -> list[DomainOutput]:
+        """End of a replay: W = max(received_at seen) (design.md 3.1)."""
+        out: list[DomainOutput] = []
+        final = self.watermark.final_ms()
+        if final is not None:
+            self._advance(final, out)
+        return out
+
+    def idle(self, idle_for: timedelta) -> list[DomainOutput]:
+        """Live inputs idle for `idle_for` of system time: W moves on with the clock."""
+        out: list[DomainOutput] = []
+        moved = self.watermark.idle_ms(int(idle_for / timedelta(milliseconds=1)))
+        if moved is not None:
+            self._advance(moved, out)
+        return out
+
+    def _on_event(self, event: CanonicalEvent, out: list[DomainOutput]) -> None:
+        out.extend(self.inventory.on_event(event))  # by site: needs no correlation
+        for item in self.correlator.on_event(event):
+            if isinstance(item, Alert):
+                out.append(item)
+            else:
+                out.extend(self.lifecycle.on_event(item))
+
+    def _advance(self, watermark_ms: int, out: list[DomainOutput]) -> None:
+        if self.state.last_watermark_ms is not None and watermark_ms <= self.state.last_watermark_ms:
+            return
+        self.state.last_watermark_ms = watermark_ms
+        watermark = from_ms(watermark_ms)
+        for item in self.correlator.advance(watermark):
+            if isinstance(item, Alert):
+                out.append(item)
+            else:
+                out.extend(self.lifecycle.on_event(item))  # an orphan released unenriched
+        out.extend(self.lifecycle.advance(watermark))
+        out.extend(self.inventory.advance(watermark))
+
+    @property
+    def watermark_at(self) -> datetime | None:
+        last = self.state.last_watermark_ms
+        return None if last is None else from_ms(last)
+
+    def snapshot(self) -> CoreState:
+        """A copy later calls do not change (bytewax pickles it at every epoch)."""
+        return CoreState(
+            watermark=copy.deepcopy(self.state.watermark),
+            correlation=self.correlator.snapshot(),
+            lifecycle=self.lifecycle.snapshot(),
+            inventory=copy.deepcopy(self.inventory.state),
+            last_watermark_ms=self.state.last_watermark_ms,
+        )
