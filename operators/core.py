@@ -3,9 +3,15 @@
 One `DomainCore` sees every new canonical event and every watermark tick, in the order the flow
 delivers them, and drives the pure state machines with an explicit watermark:
 
-    event -> XrefCorrelator (carrier events get their delivery_id) -> DeliveryLifecycle
+    event -> reorder buffer, released in (received_at, event_id) order once W >= received_at
+          -> XrefCorrelator (carrier events get their delivery_id) -> DeliveryLifecycle
           -> InventoryLedger (by site)
-    tick  -> Watermark; when W moves: advance(W) on all three
+    tick  -> Watermark; when W moves: release the buffer up to W, then advance(W) on all three
+
+The reorder buffer is what makes every output a function of the event set: whatever the worker
+count or the arrival order (within the allowed lateness), the machines see the same sequence.
+It delays domain rows by the allowed lateness, never the `events` table. An event that arrives
+after W already passed its received_at (later than the lateness allows) is applied at once.
 
 It runs under a single key in the flow so that cross-references, which join events of every
 delivery, need no second shuffle; parsing and dedup, the expensive parts, stay parallel.
@@ -14,6 +20,7 @@ delivery, need no second shuffle; parsing and dedup, the expensive parts, stay p
 from __future__ import annotations
 
 import copy
+import heapq
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
@@ -27,6 +34,7 @@ from operators.inventory_units import GraceConfig, InventoryDelta, InventoryPosi
 from operators.lifecycle import DeliveryLifecycle, LifecycleState
 from operators.master import MasterData
 from operators.model import CanonicalEvent
+from operators.timeparse import to_epoch_ms
 from operators.watermark import Tick, Watermark, WatermarkState
 
 DomainOutput: TypeAlias = DeliveryStatus | SyncLatency | Alert | InventoryPosition | InventoryDelta
@@ -55,6 +63,8 @@ class CoreState:
     lifecycle: LifecycleState = field(default_factory=LifecycleState)
     inventory: InventoryState = field(default_factory=InventoryState)
     last_watermark_ms: int | None = None
+    # Events waiting for W: heap of (received_ms, event_id, event). Discarded when: released.
+    pending: list[tuple[int, str, CanonicalEvent]] = field(default_factory=list)
 
 
 def from_ms(millis: int) -> datetime:
@@ -75,11 +85,16 @@ class DomainCore:
     def on_items(self, items: list[CanonicalEvent | Tick]) -> list[DomainOutput]:
         """Events and ticks in arrival order; W moves (and deadlines fire) after the batch."""
         out: list[DomainOutput] = []
+        last = self.state.last_watermark_ms
         for item in items:
             if isinstance(item, Tick):
                 self.watermark.observe(item)
+                continue
+            received_ms = to_epoch_ms(item.received_at)
+            if last is not None and received_ms <= last:
+                self._on_event(item, out)  # later than the allowed lateness: apply at once
             else:
-                self._on_event(item, out)
+                heapq.heappush(self.state.pending, (received_ms, item.event_id, item))
         current = self.watermark.current_ms()
         if current is not None:
             self._advance(current, out)
@@ -89,6 +104,8 @@ class DomainCore:
         """End of a replay: W = max(received_at seen) (design.md 3.1)."""
         out: list[DomainOutput] = []
         final = self.watermark.final_ms()
+        if self.state.pending:
+            final = max(final or 0, max(received_ms for received_ms, _, _ in self.state.pending))
         if final is not None:
             self._advance(final, out)
         return out
@@ -113,6 +130,9 @@ class DomainCore:
         if self.state.last_watermark_ms is not None and watermark_ms <= self.state.last_watermark_ms:
             return
         self.state.last_watermark_ms = watermark_ms
+        pending = self.state.pending
+        while pending and pending[0][0] <= watermark_ms:
+            self._on_event(heapq.heappop(pending)[2], out)
         watermark = from_ms(watermark_ms)
         for item in self.correlator.advance(watermark):
             if isinstance(item, Alert):
@@ -135,4 +155,5 @@ class DomainCore:
             lifecycle=self.lifecycle.snapshot(),
             inventory=copy.deepcopy(self.inventory.state),
             last_watermark_ms=self.state.last_watermark_ms,
+            pending=list(self.state.pending),
         )
