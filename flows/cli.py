@@ -60,6 +60,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seed", type=int, dest="sim_seed", help="simulator seed (default 7)")
     run.add_argument("--deliveries", type=int, dest="sim_deliveries", help="simulator deliveries (default 300)")
+    run.add_argument("--recovery-dir", type=Path, metavar="DIR", help="bytewax recovery store: resume after a crash")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     _add_store_flags(run)
 
@@ -109,6 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "until_end",
             "sim_seed",
             "sim_deliveries",
+            "recovery_dir",
         ),
     )
     if settings.source == "simulator":

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import bytewax.operators as op
 from typing_extensions import override
 
+from flows.snapshots import freeze, thaw
 from operators.core import CoreConfig, CoreState, DomainCore, DomainOutput
 from operators.master import MasterData
 from operators.model import CanonicalEvent
@@ -20,16 +21,18 @@ from operators.watermark import Tick
 CORE_KEY = "core"
 
 
-class CoreLogic(op.StatefulBatchLogic[CanonicalEvent | Tick, DomainOutput, CoreState]):
+class CoreLogic(op.StatefulBatchLogic[CanonicalEvent | Tick, DomainOutput, bytes]):
     def __init__(
         self,
         config: CoreConfig,
         master: MasterData,
         buckets: int,
-        resume: CoreState | None,
+        resume: bytes | None,
         idle_timeout: timedelta | None,
+        recovery: bool,
     ) -> None:
-        self.core = DomainCore(config, master, buckets, resume)
+        self.core = DomainCore(config, master, buckets, thaw(resume, CoreState))
+        self.recovery = recovery
         self.idle_timeout = idle_timeout
         self.last_input = datetime.now(UTC)
 
@@ -53,5 +56,5 @@ class CoreLogic(op.StatefulBatchLogic[CanonicalEvent | Tick, DomainOutput, CoreS
         return self.core.finish(), self.RETAIN
 
     @override
-    def snapshot(self) -> CoreState:
-        return self.core.snapshot()
+    def snapshot(self) -> bytes:
+        return freeze(self.core.state, self.recovery)

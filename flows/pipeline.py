@@ -11,7 +11,6 @@ Shape:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from bytewax.outputs import Sink
 from typing_extensions import override
 
 from flows.domain import CORE_KEY, CoreLogic
+from flows.snapshots import freeze, thaw
 from operators.accounting import (
     Claim,
     DedupState,
@@ -85,11 +85,12 @@ def _source_partition(source: str) -> str:
     return source
 
 
-class _DedupLogic(op.StatefulBatchLogic[Claim | Tick, Verdict | Tick, DedupState]):
+class _DedupLogic(op.StatefulBatchLogic[Claim | Tick, Verdict | Tick, bytes]):
     """Judges claims; forwards ticks after the claims that came before them (see watermark.py)."""
 
-    def __init__(self, ttl_ms: int, resume: DedupState | None) -> None:
-        self.dedup = EventDedup(ttl_ms, resume)
+    def __init__(self, ttl_ms: int, resume: bytes | None, recovery: bool) -> None:
+        self.dedup = EventDedup(ttl_ms, thaw(resume, DedupState))
+        self.recovery = recovery
 
     @override
     def on_batch(self, values: list[Claim | Tick]) -> tuple[list[Verdict | Tick], bool]:
@@ -106,22 +107,22 @@ class _DedupLogic(op.StatefulBatchLogic[Claim | Tick, Verdict | Tick, DedupState
         return out, self.RETAIN
 
     @override
-    def snapshot(self) -> DedupState:
-        state = self.dedup.state
-        return DedupState(dict(state.seen), state.newest_ms, state.next_prune_ms)
+    def snapshot(self) -> bytes:
+        return freeze(self.dedup.state, self.recovery)
 
 
-class _TallyLogic(op.StatefulBatchLogic[Verdict, MessageOutcome, TallyState]):
-    def __init__(self, resume: TallyState | None) -> None:
-        self.tally = MessageTally(resume)
+class _TallyLogic(op.StatefulBatchLogic[Verdict, MessageOutcome, bytes]):
+    def __init__(self, resume: bytes | None, recovery: bool) -> None:
+        self.tally = MessageTally(thaw(resume, TallyState))
+        self.recovery = recovery
 
     @override
     def on_batch(self, values: list[Verdict]) -> tuple[list[MessageOutcome], bool]:
         return self.tally.add(values), self.RETAIN
 
     @override
-    def snapshot(self) -> TallyState:
-        return copy.deepcopy(self.tally.state)
+    def snapshot(self) -> bytes:
+        return freeze(self.tally.state, self.recovery)
 
 
 def build_flow(
@@ -135,6 +136,7 @@ def build_flow(
     master: MasterData = EMPTY_MASTER,
     alert_sinks: Sequence[tuple[str, Sink[Any]]] = (),
     idle_timeout: timedelta | None = None,
+    recovery: bool = False,
     flow_id: str = "logisync",
 ) -> Dataflow:
     flow = Dataflow(flow_id)
@@ -146,13 +148,15 @@ def build_flow(
 
     by_event = op.key_on("key_event", claims, _dedup_key)
     judged = op.key_rm(
-        "judged", op.stateful_batch("dedup", by_event, lambda resume: _DedupLogic(dedup_ttl_ms, resume))
+        "judged", op.stateful_batch("dedup", by_event, lambda resume: _DedupLogic(dedup_ttl_ms, resume, recovery))
     )  # Verdict | Tick, ticks after the verdicts they follow
     split_judged = op.branch("split_ticks", judged, lambda item: isinstance(item, Verdict))
     verdicts_only: Stream[Verdict] = split_judged.trues  # type: ignore[assignment]
     ticks: Stream[Tick] = split_judged.falses  # type: ignore[assignment]
     by_message = op.key_on("key_message", verdicts_only, lambda verdict: bucket_of(verdict.claim.raw_ref, BUCKETS))
-    tallied = op.key_rm("tallied", op.stateful_batch("tally", by_message, _TallyLogic))  # MessageOutcome
+    tallied = op.key_rm(
+        "tallied", op.stateful_batch("tally", by_message, lambda resume: _TallyLogic(resume, recovery))
+    )  # MessageOutcome
 
     new_events = op.filter_map(
         "new_events", verdicts_only, lambda verdict: verdict.claim.event if verdict.is_new else None
@@ -171,7 +175,7 @@ def build_flow(
             op.stateful_batch(
                 "core",
                 core_in,
-                lambda resume: CoreLogic(core_config, master, BUCKETS, resume, idle_timeout),
+                lambda resume: CoreLogic(core_config, master, BUCKETS, resume, idle_timeout, recovery),
             ),
         )  # DeliveryStatus | SyncLatency | Alert | InventoryPosition | InventoryDelta
         stores.append(domain)

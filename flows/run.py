@@ -15,6 +15,7 @@ from typing import Any
 from bytewax.connectors.kafka import KafkaSink
 from bytewax.inputs import Source
 from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
+from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 from typing_extensions import override
 
@@ -66,6 +67,23 @@ class _MappedPartition(StatelessSinkPartition[Alert]):
     @override
     def close(self) -> None:
         self._inner.close()
+
+
+def recovery_config(settings: Settings) -> RecoveryConfig | None:
+    """bytewax recovery store (SQLite partitions), created on first use.
+
+    State (dedup ids, pending carrier events, SLA deadlines, inventory positions) and input
+    offsets are snapshotted at every epoch; a restart resumes from the last complete epoch and
+    re-sends that epoch's rows, which the ReplacingMergeTree tables collapse.
+    """
+    directory = settings.recovery_dir
+    if directory is None:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    if not any(directory.glob("part-*.sqlite3")):
+        init_db_dir(directory, settings.recovery_partitions)  # type: ignore[no-untyped-call]
+        log.info("initialized %d recovery partitions in %s", settings.recovery_partitions, directory)
+    return RecoveryConfig(str(directory))  # type: ignore[no-untyped-call]
 
 
 def load_master_data(settings: Settings) -> MasterData:
@@ -146,12 +164,14 @@ def run_pipeline(settings: Settings, *, progress: bool = True) -> RunResult:
         master=master,
         alert_sinks=alert_sinks,
         idle_timeout=timedelta(seconds=settings.idle_timeout_s) if live else None,
+        recovery=settings.recovery_dir is not None,
     )
     started = time.perf_counter()
     cli_main(  # type: ignore[no-untyped-call]
         flow,
         workers_per_process=settings.workers,
         epoch_interval=timedelta(seconds=settings.epoch_interval_s),
+        recovery_config=recovery_config(settings),
     )
     return RunResult(run_id, time.perf_counter() - started, counters, store, webhook.counters if webhook else None)
 

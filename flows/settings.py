@@ -36,6 +36,8 @@ class Settings:
     sink_max_rows: int = 50_000
     sink_flush_interval_s: float = 1.0
     dedup_ttl_days: float = 30.0
+    recovery_dir: Path | None = None
+    recovery_partitions: int = 4
     allowed_lateness_s: float = 300.0
     xref_ttl_days: float = 7.0
     retention_days: float = 30.0
@@ -91,6 +93,7 @@ ENV_VARS: Mapping[str, str] = MappingProxyType(
         "xref_ttl_days": "LOGISYNC_XREF_TTL_DAYS",
         "retention_days": "LOGISYNC_RETENTION_DAYS",
         "alert_webhook": "LOGISYNC_ALERT_WEBHOOK",
+        "recovery_dir": "LOGISYNC_RECOVERY_DIR",
     }
 )
 KAFKA_ENV_PREFIX = "LOGISYNC_KAFKA__"  # LOGISYNC_KAFKA__SASL_PASSWORD -> sasl.password

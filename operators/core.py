@@ -105,7 +105,8 @@ class DomainCore:
         out: list[DomainOutput] = []
         final = self.watermark.final_ms()
         if self.state.pending:
-            final = max(final or 0, max(received_ms for received_ms, _, _ in self.state.pending))
+            newest_pending = max(received_ms for received_ms, _, _ in self.state.pending)
+            final = newest_pending if final is None else max(final, newest_pending)
         if final is not None:
             self._advance(final, out)
         return out

@@ -204,7 +204,10 @@ class DeliveryLifecycle:
             return []
         after = apply_event(before or DeliveryState(delivery_id), event, self.handoffs)
         outputs: list[LifecycleOutput] = []
-        after = self._emit(after, outputs, catch_up=False)
+        # Only tracks the event changed can have new facts or alerts (W did not move).
+        old_tracks = () if before is None else _aligned(before.tracks, self.handoffs)
+        changed = {i for i, track in enumerate(after.tracks) if i >= len(old_tracks) or old_tracks[i] is not track}
+        after = self._emit(after, outputs, catch_up=False, only=changed)
         state.deliveries[delivery_id] = after
         self._schedule(before, after)
         return outputs
@@ -261,10 +264,17 @@ class DeliveryLifecycle:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _emit(self, delivery: DeliveryState, outputs: list[LifecycleOutput], catch_up: bool) -> DeliveryState:
+    def _emit(
+        self,
+        delivery: DeliveryState,
+        outputs: list[LifecycleOutput],
+        catch_up: bool,
+        only: set[int] | None = None,
+    ) -> DeliveryState:
         """Append the rows of `delivery` that must be emitted; return it with those rows recorded.
 
         Rows whose only change is the version are left for the next advance() (`dirty`).
+        `only` limits the handoff tracks looked at (the ones an event changed).
         """
         row = render_status(delivery)
         if _emit_needed(row, delivery.row, catch_up):
@@ -272,7 +282,12 @@ class DeliveryLifecycle:
             delivery = replace(delivery, row=row)
         pending = delivery.row is not None and delivery.row.version < row.version
         tracks = []
-        for track, handoff in zip(_aligned(delivery.tracks, self.handoffs), self.handoffs, strict=True):
+        for index, (track, handoff) in enumerate(
+            zip(_aligned(delivery.tracks, self.handoffs), self.handoffs, strict=True)
+        ):
+            if only is not None and index not in only:
+                tracks.append(track)
+                continue
             updated, track_pending = self._emit_track(track, handoff, delivery.delivery_id, outputs, catch_up)
             tracks.append(updated)
             pending |= track_pending

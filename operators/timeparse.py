@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -22,27 +23,37 @@ def parse_iso(value: object, *, field_name: str = "time") -> tuple[datetime, Tim
     """
     if not isinstance(value, str) or not value:
         raise TimeParseError(f"{field_name}: expected an ISO 8601 string, got {value!r}")
+    try:
+        return _parse_iso_cached(value)
+    except TimeParseError as exc:
+        raise TimeParseError(f"{field_name}: {exc}") from None
+
+
+# Feeds repeat timestamps a lot (EasyPost resends a tracker's whole history on every update),
+# and the parse is pure, so remember recent ones.
+@functools.lru_cache(maxsize=65536)
+def _parse_iso_cached(value: str) -> tuple[datetime, TimePrecision]:
     text = value.strip()
     if len(text) == 10 and text[4] == "-" and text[7] == "-":
         try:
             day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
         except ValueError as exc:
-            raise TimeParseError(f"{field_name}: bad date {value!r}") from exc
+            raise TimeParseError(f"bad date {value!r}") from exc
         return day, TimePrecision.DAY
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise TimeParseError(f"{field_name}: bad ISO 8601 timestamp {value!r}") from exc
+        raise TimeParseError(f"bad ISO 8601 timestamp {value!r}") from exc
     if parsed.utcoffset() is None:
-        raise TimeParseError(f"{field_name}: timestamp {value!r} has no UTC offset")
+        raise TimeParseError(f"timestamp {value!r} has no UTC offset")
     if parsed.year < 1900:
-        raise TimeParseError(f"{field_name}: implausible year in {value!r}")
+        raise TimeParseError(f"implausible year in {value!r}")
     try:
         return parsed.astimezone(UTC), _precision_of(text)
     except OverflowError as exc:
-        raise TimeParseError(f"{field_name}: out-of-range timestamp {value!r}") from exc
+        raise TimeParseError(f"out-of-range timestamp {value!r}") from exc
 
 
 def _precision_of(text: str) -> TimePrecision:

@@ -158,7 +158,8 @@ def test_final_inventory_positions_show_exactly_the_planted_discrepancies(
     assert unexplained == planted and planted
     alerted = rows(
         replayed,
-        "SELECT site, sku FROM {db}.alerts FINAL WHERE rule = 'inventory_mismatch' AND state = 'open' ORDER BY site, sku",
+        "SELECT site, sku FROM {db}.alerts FINAL WHERE rule = 'inventory_mismatch' AND state = 'open' "
+        "ORDER BY site, sku",
     )
     assert alerted == [(site, sku) for site, sku, _ in planted]
 
