@@ -152,7 +152,7 @@ def run_pipeline(settings: Settings, *, progress: bool = True) -> RunResult:
         )
     webhook = None
     if settings.alert_webhook:
-        webhook = WebhookSink(WebhookConfig(settings.alert_webhook))
+        webhook = WebhookSink(WebhookConfig(settings.alert_webhook, drain_s=settings.alert_webhook_drain_s))
         alert_sinks.append(("alert_webhook", webhook))
     flow = build_flow(
         source,

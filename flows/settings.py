@@ -43,6 +43,7 @@ class Settings:
     retention_days: float = 30.0
     idle_timeout_s: float = 30.0
     alert_webhook: str | None = None
+    alert_webhook_drain_s: float = 10.0  # at the end of a run, how long to wait for queued alert posts
     # [[handoffs]] tables of the config file (operators.handoffs.parse_handoffs); empty = the defaults
     handoffs: tuple[Mapping[str, Any], ...] = ()
     # [inventory] table: tolerance, grace_minutes, and [inventory.sites.<site>] / [inventory.skus.<sku>]

@@ -1,13 +1,18 @@
 """Alerts to an HTTP webhook: JSON POST, retried with backoff, never stopping the flow.
 
 Each POST carries `Idempotency-Key: <alert_id>:<version>`, so a receiver can drop the repeats
-that a retry or a crash replay sends (design.md 3.5). A webhook that keeps failing is logged and
-counted; the alert is still in ClickHouse and on the Kafka alerts topic.
+that a retry or a crash replay sends (design.md 3.5). Posting happens on a background thread fed
+by a bounded queue, so a slow or dead webhook never holds up the dataflow. A webhook that keeps
+failing is logged and counted; the alert is still in ClickHouse and on the Kafka alerts topic.
+At the end of a run the queue is drained for at most `drain_s`; what is left is counted as
+abandoned.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -27,7 +32,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class WebhookCounters:
     delivered: int = 0
-    failed: int = 0
+    failed: int = 0  # gave up after every attempt
+    abandoned: int = 0  # never sent: the queue was full, or still queued when the run ended
     attempts: int = 0
     last_error: str = ""
     failures: list[str] = field(default_factory=list)
@@ -39,6 +45,8 @@ class WebhookConfig:
     attempts: int = 4
     backoff_s: float = 0.5  # doubles after each failed attempt
     timeout_s: float = 5.0
+    queue_size: int = 10_000
+    drain_s: float = 10.0
 
 
 def post_alert(config: WebhookConfig, alert: Alert, counters: WebhookCounters, sleep: Callable[[float], None]) -> bool:
@@ -77,11 +85,41 @@ class _WebhookPartition(StatelessSinkPartition[Alert]):
     def __init__(self, config: WebhookConfig, counters: WebhookCounters) -> None:
         self._config = config
         self._counters = counters
+        self._queue: queue.Queue[Alert | None] = queue.Queue(maxsize=config.queue_size)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._post_loop, name="alert-webhook", daemon=True)
+        self._thread.start()
+
+    def _post_loop(self) -> None:
+        while True:
+            alert = self._queue.get()
+            if alert is None:
+                return
+            if self._stopping.is_set():
+                self._counters.abandoned += 1  # past the drain deadline
+                continue
+            post_alert(self._config, alert, self._counters, self._sleep)
+
+    def _sleep(self, seconds: float) -> None:
+        self._stopping.wait(seconds)  # backoff that ends early when the run is over
 
     @override
     def write_batch(self, items: list[Alert]) -> None:
         for alert in items:
-            post_alert(self._config, alert, self._counters, time.sleep)
+            try:
+                self._queue.put_nowait(alert)
+            except queue.Full:
+                self._counters.abandoned += 1
+                log.warning("alert webhook queue full; %s version %d not sent", alert.alert_id, alert.version)
+
+    @override
+    def close(self) -> None:
+        deadline = time.monotonic() + self._config.drain_s
+        while not self._queue.empty() and time.monotonic() < deadline:
+            time.sleep(0.05)  # drain: wall-clock wait for the poster thread, not event time
+        self._stopping.set()
+        self._queue.put(None)
+        self._thread.join(timeout=self._config.timeout_s + 1)
 
 
 class WebhookSink(DynamicSink[Alert]):
