@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -168,3 +169,20 @@ def consume_all(bootstrap: str, topic: str) -> list[tuple[bytes, dict[str, str]]
     finally:
         consumer.close()
     return out
+
+
+def test_alerts_are_readable_from_their_topic(kafka_bootstrap: str, chdb_dsn: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    mapping = produce(kafka_bootstrap, simulated(), prefix, partitions=2)
+    store = fresh_store(chdb_dsn)
+    run_kafka(kafka_bootstrap, mapping, prefix, store, workers=1)
+    latest: dict[str, tuple[int, str]] = {}
+    for value, headers in consume_all(kafka_bootstrap, f"{prefix}.alerts"):
+        payload = orjson.loads(value)
+        assert headers["logisync.rule"] == payload["rule"]
+        if payload["version"] >= latest.get(payload["alert_id"], (0, ""))[0]:
+            latest[payload["alert_id"]] = (payload["version"], payload["state"])
+    stored = query_rows(
+        connect(store), f"SELECT alert_id, version, state FROM {store.database}.alerts FINAL ORDER BY alert_id"
+    )
+    assert stored and sorted((a, v, s) for a, (v, s) in latest.items()) == [(a, int(v), s) for a, v, s in stored]
