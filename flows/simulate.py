@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
-from sources.simulator import SimConfig, simulate
 
 from operators.timeparse import to_epoch_ms
 from sources.replay import write_replay
+from sources.simulator import SimConfig, simulate
 
 
 def write_scenario(out: Path, master_out: Path | None, *, seed: int, deliveries: int) -> int:
