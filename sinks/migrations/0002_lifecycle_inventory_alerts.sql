@@ -96,46 +96,52 @@ CREATE TABLE IF NOT EXISTS {db}.inventory_deltas
 ENGINE = ReplacingMergeTree
 ORDER BY (site, sku, uom, version);
 
--- Latency percentiles per handoff, site and hour of from_at, kept incrementally. A revised fact
--- (a late event moved from_at/to_at) adds its new value too, and a crash replay re-adds an
--- epoch: use this for dashboards; the exact figures are in sync_latency FINAL (view below).
+-- Latency per handoff, site and hour of from_at, kept incrementally for dashboards. A fact is
+-- re-emitted with a new version whenever a later event touches it, so quantile states over the
+-- inserted rows would count a fact several times; instead the rollup keeps one argMax state per
+-- fact (its latest version), and a query takes quantiles over those: exact, and cheap because
+-- the rollup is already grouped by hour.
 CREATE TABLE IF NOT EXISTS {db}.sync_latency_hourly
 (
-    handoff   LowCardinality(String),
-    site      String,
-    hour      DateTime('UTC'),
-    facts     AggregateFunction(count),
-    breaches  AggregateFunction(sum, UInt64),
-    latency   AggregateFunction(quantiles(0.5, 0.95, 0.99), Int64)
+    handoff     LowCardinality(String),
+    site        String,
+    hour        DateTime('UTC'),
+    delivery_id String,
+    latency_ms  AggregateFunction(argMax, Nullable(Int64), UInt64),
+    breached    AggregateFunction(argMax, Bool, UInt64)
 )
 ENGINE = AggregatingMergeTree
-ORDER BY (handoff, site, hour);
+ORDER BY (handoff, site, hour, delivery_id);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.sync_latency_hourly_mv TO {db}.sync_latency_hourly AS
 SELECT
     handoff,
     site,
     toStartOfHour(from_at) AS hour,
-    countState() AS facts,
-    sumState(toUInt64(breached)) AS breaches,
-    quantilesState(0.5, 0.95, 0.99)(assumeNotNull(latency_ms)) AS latency
+    delivery_id,
+    argMaxState(latency_ms, version) AS latency_ms,
+    argMaxState(breached, version) AS breached
 FROM {db}.sync_latency
-WHERE latency_ms IS NOT NULL
-GROUP BY handoff, site, hour;
+GROUP BY handoff, site, hour, delivery_id;
 
--- Exact percentiles from the latest version of every fact.
+-- Percentiles per handoff, site and hour over the latest version of every completed fact.
 CREATE VIEW IF NOT EXISTS {db}.sync_latency_percentiles AS
 SELECT
     handoff,
     site,
-    toStartOfHour(from_at) AS hour,
+    hour,
     count() AS facts,
     countIf(breached) AS breaches,
-    quantileExact(0.5)(latency_ms) AS p50_ms,
-    quantileExact(0.95)(latency_ms) AS p95_ms,
-    quantileExact(0.99)(latency_ms) AS p99_ms
-FROM {db}.sync_latency FINAL
-WHERE latency_ms IS NOT NULL
+    quantileExact(0.5)(latency) AS p50_ms,
+    quantileExact(0.95)(latency) AS p95_ms,
+    quantileExact(0.99)(latency) AS p99_ms
+FROM
+(
+    SELECT handoff, site, hour, delivery_id, argMaxMerge(latency_ms) AS latency, argMaxMerge(breached) AS breached
+    FROM {db}.sync_latency_hourly
+    GROUP BY handoff, site, hour, delivery_id
+)
+WHERE latency IS NOT NULL
 GROUP BY handoff, site, hour;
 
 -- Inventory record accuracy per site and hour of change: share of positions changed in that

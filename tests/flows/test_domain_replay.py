@@ -186,3 +186,30 @@ def test_arrival_order_shuffled_within_the_lateness_gives_the_same_tables(
     replay, master = write(tmp_path, scenario, shuffled)
     run(replay, master, store)
     assert domain_tables(store) == domain_tables(replayed)
+
+
+def test_hourly_rollups_agree_with_the_tables(replayed: StoreConfig) -> None:
+    """The materialized views used by dashboards, checked against the exact tables."""
+    rollup = rows(
+        replayed,
+        "SELECT site, sum(positions_changed) FROM {db}.inventory_site_hourly_summary GROUP BY site ORDER BY site",
+    )
+    exact = rows(
+        replayed,
+        "SELECT site, count() FROM (SELECT DISTINCT site, sku, uom, toStartOfHour(at) FROM {db}.inventory_deltas) "
+        "GROUP BY site ORDER BY site",
+    )
+    assert rollup == exact and rollup
+    rollup_latency = rows(
+        replayed,
+        "SELECT handoff, site, hour, facts, breaches, p50_ms, p95_ms, p99_ms FROM {db}.sync_latency_percentiles "
+        "ORDER BY handoff, site, hour",
+    )
+    exact_latency = rows(
+        replayed,
+        "SELECT handoff, site, toStartOfHour(from_at) AS hour, count(), countIf(breached), "
+        "quantileExact(0.5)(latency_ms), quantileExact(0.95)(latency_ms), quantileExact(0.99)(latency_ms) "
+        "FROM {db}.sync_latency FINAL WHERE latency_ms IS NOT NULL GROUP BY handoff, site, hour "
+        "ORDER BY handoff, site, hour",
+    )
+    assert rollup_latency == exact_latency and rollup_latency
