@@ -47,7 +47,7 @@ class Alert:
     version: int
 
     @property
-    def is_open(self) -> bool:
+    def is_unresolved(self) -> bool:
         return self.state == OPEN
 
 

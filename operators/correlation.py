@@ -190,7 +190,7 @@ class XrefCorrelator:
                 heapq.heappush(state.orphan_expiry, (discard_at, entity))
                 continue
             del state.orphans[entity]
-            if orphan.alert.is_open:
+            if orphan.alert.is_unresolved:
                 summary = "no cross-reference within the retention; the events stay uncorrelated"
                 outputs.append(self._resolved(orphan, discard_at, summary).alert)
         return outputs
@@ -252,7 +252,7 @@ class XrefCorrelator:
                 alerts.extend(self._orphan(pending.event, pending.refs, pending.expires_at))
             too_late.clear()
             orphan = state.orphans.get(ref)
-            if orphan is not None and orphan.alert.is_open:
+            if orphan is not None and orphan.alert.is_unresolved:
                 summary = f"cross-reference to delivery {xref.delivery_id} learned after the xref ttl"
                 state.orphans[ref] = self._resolved(orphan, received, summary, delivery_id=xref.delivery_id)
                 alerts.append(state.orphans[ref].alert)
@@ -308,7 +308,7 @@ class XrefCorrelator:
             old = orphan.alert
             alert = replace(old, state=OPEN, resolved_at=None, details=details, version=old.version + 1)
         state.orphans[entity] = Orphan(alert, count, at)
-        state.open_alerts += 0 if orphan is not None and orphan.alert.is_open else 1
+        state.open_alerts += 0 if orphan is not None and orphan.alert.is_unresolved else 1
         if orphan is None:
             heapq.heappush(state.orphan_expiry, (at + self.retention, entity))
         flagged = event.model_copy(update={"attributes": {**event.attributes, "orphan": "true"}})

@@ -389,16 +389,16 @@ class InventoryLedger:
         key: PositionKey = (row.site, row.sku, row.uom)
         tolerance = self.tolerance.for_position(row.site, row.sku)
         alert = position.alert
-        is_open = alert is not None and alert.state == OPEN
+        is_unresolved = alert is not None and alert.state == OPEN
         if abs(row.unexplained_delta) > tolerance:
             if position.out_since is None:
                 position.out_since = at
-                if not is_open:
+                if not is_unresolved:
                     self.state.pending_alerts[key] = at + self.grace.for_position(row.site, row.sku)
             return []
         position.out_since = None
         self.state.pending_alerts.pop(key, None)
-        if alert is None or not is_open:
+        if alert is None or not is_unresolved:
             return []
         resolved = resolve_alert(alert, row, at, tolerance)
         position.alert = resolved

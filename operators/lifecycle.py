@@ -238,7 +238,7 @@ class DeliveryLifecycle:
                 heapq.heappush(state.expiries, (discard_at, delivery_id))
                 continue
             del state.deliveries[delivery_id]
-            state.open_alerts -= sum(1 for track in delivery.tracks for alert in track.alerts if alert.is_open)
+            state.open_alerts -= sum(1 for track in delivery.tracks for alert in track.alerts if alert.is_unresolved)
         return outputs
 
     # -- metrics --------------------------------------------------------------------------------
@@ -319,7 +319,7 @@ class DeliveryLifecycle:
             old = emitted.get(alert.alert_id)
             if _emit_needed(alert, old, catch_up):
                 outputs.append(alert)
-                self.state.open_alerts += int(alert.is_open) - int(old is not None and old.is_open)
+                self.state.open_alerts += int(alert.is_unresolved) - int(old is not None and old.is_unresolved)
                 emitted[alert.alert_id] = alert
             elif old is not None and old.version < alert.version:
                 pending = True

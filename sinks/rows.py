@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import fields
 from datetime import datetime
+from typing import Any
 
 from operators.accounting import DEAD_LETTERED, DUPLICATE, IGNORED, NORMALIZED, MessageOutcome
 from operators.alerts import Alert
@@ -178,155 +180,27 @@ def _ms(value: datetime | None) -> int | None:
     return None if value is None else to_epoch_ms(value)
 
 
-DELIVERY_STATUS_COLUMNS = (
-    "delivery_id",
-    "order_id",
-    "site",
-    "status",
-    "released_at",
-    "first_wms_at",
-    "dispatched_at",
-    "gi_posted_at",
-    "picked_up_at",
-    "delivered_at",
-    "invoiced_at",
-    "out_of_sequence",
-    "version",
-)
+RowFn = Callable[[Any, int], tuple[object, ...]]
 
 
-def delivery_status_row(row: DeliveryStatus, ingested_ms: int) -> tuple[object, ...]:
-    return (
-        row.delivery_id,
-        row.order_id,
-        row.site,
-        row.status,
-        _ms(row.released_at),
-        _ms(row.first_wms_at),
-        _ms(row.dispatched_at),
-        _ms(row.gi_posted_at),
-        _ms(row.picked_up_at),
-        _ms(row.delivered_at),
-        _ms(row.invoiced_at),
-        row.out_of_sequence,
-        row.version,
-    )
+def field_row(columns: tuple[str, ...]) -> RowFn:
+    """to_row for the domain rows, whose fields are the table's columns (datetimes -> epoch ms)."""
+
+    def to_row(item: Any, ingested_ms: int) -> tuple[object, ...]:
+        values = (getattr(item, column) for column in columns)
+        return tuple(to_epoch_ms(value) if isinstance(value, datetime) else value for value in values)
+
+    return to_row
 
 
-SYNC_LATENCY_COLUMNS = (
-    "handoff",
-    "delivery_id",
-    "order_id",
-    "site",
-    "from_event_id",
-    "to_event_id",
-    "from_at",
-    "to_at",
-    "latency_ms",
-    "sla_ms",
-    "breached",
-    "clock_skew",
-    "version",
-)
+DELIVERY_STATUS_COLUMNS = tuple(field.name for field in fields(DeliveryStatus))
+SYNC_LATENCY_COLUMNS = tuple(field.name for field in fields(SyncLatency))
+ALERT_COLUMNS = tuple(field.name for field in fields(Alert))
+INVENTORY_POSITION_COLUMNS = tuple(field.name for field in fields(InventoryPosition))
+INVENTORY_DELTA_COLUMNS = tuple(field.name for field in fields(InventoryDelta))
 
-
-def sync_latency_row(row: SyncLatency, ingested_ms: int) -> tuple[object, ...]:
-    return (
-        row.handoff,
-        row.delivery_id,
-        row.order_id,
-        row.site,
-        row.from_event_id,
-        row.to_event_id,
-        to_epoch_ms(row.from_at),
-        _ms(row.to_at),
-        row.latency_ms,
-        row.sla_ms,
-        row.breached,
-        row.clock_skew,
-        row.version,
-    )
-
-
-ALERT_COLUMNS = (
-    "alert_id",
-    "rule",
-    "handoff",
-    "severity",
-    "entity",
-    "delivery_id",
-    "site",
-    "sku",
-    "state",
-    "due_at",
-    "opened_at",
-    "resolved_at",
-    "details",
-    "version",
-)
-
-
-def alert_row(row: Alert, ingested_ms: int) -> tuple[object, ...]:
-    return (
-        row.alert_id,
-        row.rule,
-        row.handoff,
-        row.severity,
-        row.entity,
-        row.delivery_id,
-        row.site,
-        row.sku,
-        row.state,
-        _ms(row.due_at),
-        to_epoch_ms(row.opened_at),
-        _ms(row.resolved_at),
-        row.details,
-        row.version,
-    )
-
-
-_POSITION_FIELDS = (
-    "site",
-    "sku",
-    "uom",
-    "erp_qty",
-    "wms_qty",
-    "delta",
-    "in_flight_qty",
-    "unexplained_delta",
-)
-INVENTORY_POSITION_COLUMNS = (*_POSITION_FIELDS, "erp_as_of", "wms_as_of", "unit_mismatch", "version")
-INVENTORY_DELTA_COLUMNS = ("at", *_POSITION_FIELDS, "unit_mismatch", "version")
-
-
-def inventory_position_row(row: InventoryPosition, ingested_ms: int) -> tuple[object, ...]:
-    return (
-        row.site,
-        row.sku,
-        row.uom,
-        row.erp_qty,
-        row.wms_qty,
-        row.delta,
-        row.in_flight_qty,
-        row.unexplained_delta,
-        _ms(row.erp_as_of),
-        _ms(row.wms_as_of),
-        row.unit_mismatch,
-        row.version,
-    )
-
-
-def inventory_delta_row(row: InventoryDelta, ingested_ms: int) -> tuple[object, ...]:
-    return (
-        to_epoch_ms(row.at),
-        row.site,
-        row.sku,
-        row.uom,
-        row.erp_qty,
-        row.wms_qty,
-        row.delta,
-        row.in_flight_qty,
-        row.unexplained_delta,
-        row.unit_mismatch,
-        row.version,
-    )
+delivery_status_row = field_row(DELIVERY_STATUS_COLUMNS)
+sync_latency_row = field_row(SYNC_LATENCY_COLUMNS)
+alert_row = field_row(ALERT_COLUMNS)
+inventory_position_row = field_row(INVENTORY_POSITION_COLUMNS)
+inventory_delta_row = field_row(INVENTORY_DELTA_COLUMNS)

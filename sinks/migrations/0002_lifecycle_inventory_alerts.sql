@@ -90,6 +90,8 @@ CREATE TABLE IF NOT EXISTS {db}.inventory_deltas
     delta             Float64,
     in_flight_qty     Float64,
     unexplained_delta Float64,
+    erp_as_of         Nullable(DateTime64(3, 'UTC')),
+    wms_as_of         Nullable(DateTime64(3, 'UTC')),
     unit_mismatch     Bool,
     version           UInt64
 )
