@@ -67,6 +67,31 @@ class CoreState:
     pending: list[tuple[int, str, CanonicalEvent]] = field(default_factory=list)
 
 
+def compact(outputs: list[DomainOutput]) -> list[DomainOutput]:
+    """Keep only the last version of each status, latency fact and position within one batch.
+
+    Those tables keep the highest version per entity (ReplacingMergeTree), so the versions a
+    batch superseded would only be written to be thrown away. Alerts keep every version (each
+    one goes to Kafka and the webhook) and `inventory_deltas` is a time series: both stay whole.
+    """
+    last: dict[tuple[object, ...], int] = {}
+    for index, row in enumerate(outputs):
+        if isinstance(row, DeliveryStatus):
+            last[("status", row.delivery_id)] = index
+        elif isinstance(row, SyncLatency):
+            last[("latency", row.handoff, row.delivery_id)] = index
+        elif isinstance(row, InventoryPosition):
+            last[("position", row.site, row.sku, row.uom)] = index
+    if len(last) == sum(isinstance(row, DeliveryStatus | SyncLatency | InventoryPosition) for row in outputs):
+        return outputs
+    keep = set(last.values())
+    return [
+        row
+        for index, row in enumerate(outputs)
+        if index in keep or not isinstance(row, DeliveryStatus | SyncLatency | InventoryPosition)
+    ]
+
+
 def from_ms(millis: int) -> datetime:
     return _EPOCH + timedelta(milliseconds=millis)
 
@@ -98,7 +123,7 @@ class DomainCore:
         current = self.watermark.current_ms()
         if current is not None:
             self._advance(current, out)
-        return out
+        return compact(out)
 
     def finish(self) -> list[DomainOutput]:
         """End of a replay: W = max(received_at seen) (design.md 3.1)."""
@@ -109,7 +134,7 @@ class DomainCore:
             final = newest_pending if final is None else max(final, newest_pending)
         if final is not None:
             self._advance(final, out)
-        return out
+        return compact(out)
 
     def idle(self, idle_for: timedelta) -> list[DomainOutput]:
         """Live inputs idle for `idle_for` of system time: W moves on with the clock."""
@@ -117,7 +142,7 @@ class DomainCore:
         moved = self.watermark.idle_ms(int(idle_for / timedelta(milliseconds=1)))
         if moved is not None:
             self._advance(moved, out)
-        return out
+        return compact(out)
 
     def _on_event(self, event: CanonicalEvent, out: list[DomainOutput]) -> None:
         out.extend(self.inventory.on_event(event))  # by site: needs no correlation

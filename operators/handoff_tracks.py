@@ -27,7 +27,7 @@ ends with the same rows:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from operators.alerts import (
@@ -44,6 +44,7 @@ from operators.alerts import (
 )
 from operators.handoffs import Handoff, SyncLatency
 from operators.model import CanonicalEvent, SourceKind
+from operators.records import copy_with
 
 # Which system's ids win when events disagree: the ERP owns orders and shipping points.
 _KIND_PRIORITY = {SourceKind.ERP: 0, SourceKind.WMS: 1, SourceKind.CARRIER: 2, SourceKind.SNAPSHOT: 3}
@@ -119,7 +120,7 @@ def observe(track: HandoffTrack, handoff: Handoff, event: CanonicalEvent) -> Han
         if track.to_at is None or (at, event.event_id) < (track.to_at, track.to_event_id):
             changes["to_at"], changes["to_event_id"] = at, event.event_id
         changes["to_seen"] = (*track.to_seen, ToSighting(event.received_at, at, event.event_id))
-    return replace(track, **changes)  # type: ignore[arg-type]
+    return copy_with(track, **changes)
 
 
 def render_fact(track: HandoffTrack, handoff: Handoff, delivery_id: str) -> SyncLatency | None:
@@ -236,4 +237,4 @@ def _withdrawn(emitted: Alert, version: int) -> Alert:
         "later than the allowed lateness",
     )
     resolved_at = emitted.resolved_at if emitted.resolved_at is not None else emitted.opened_at
-    return replace(emitted, state=RESOLVED, resolved_at=resolved_at, details=details, version=version)
+    return copy_with(emitted, state=RESOLVED, resolved_at=resolved_at, details=details, version=version)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import insort
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeAlias, TypeVar
 
@@ -38,6 +38,7 @@ from operators.delivery_status import (
 from operators.handoff_tracks import Candidate, HandoffTrack, better, candidate, observe, render_alerts, render_fact
 from operators.handoffs import DEFAULT_HANDOFFS, Handoff, SyncLatency
 from operators.model import CanonicalEvent, EventType, Milestone, SourceKind
+from operators.records import copy_with, same_but_version
 
 _WMS_WORK = frozenset({EventType.PICK_CONFIRMED, EventType.PACK_CONFIRMED, EventType.SHIPMENT_DISPATCHED})
 
@@ -136,7 +137,7 @@ def apply_event(state: DeliveryState, event: CanonicalEvent, handoffs: tuple[Han
     changes["tracks"] = tuple(
         observe(track, handoff, event) or track for track, handoff in zip(tracks, handoffs, strict=True)
     )
-    return replace(state, **changes)  # type: ignore[arg-type]
+    return copy_with(state, **changes)
 
 
 def _aligned(tracks: tuple[HandoffTrack, ...], handoffs: tuple[Handoff, ...]) -> tuple[HandoffTrack, ...]:
@@ -171,7 +172,7 @@ Row = TypeVar("Row", DeliveryStatus, SyncLatency, Alert)
 
 def _emit_needed(new: Row, old: Row | None, catch_up: bool) -> bool:
     """Emit when the content changed, or (at advance) when only the version moved on."""
-    if old is None or replace(old, version=new.version) != new:
+    if old is None or not same_but_version(old, new):
         return True
     return catch_up and new.version > old.version
 
@@ -279,7 +280,7 @@ class DeliveryLifecycle:
         row = render_status(delivery)
         if _emit_needed(row, delivery.row, catch_up):
             outputs.append(row)
-            delivery = replace(delivery, row=row)
+            delivery = copy_with(delivery, row=row)
         pending = delivery.row is not None and delivery.row.version < row.version
         tracks = []
         for index, (track, handoff) in enumerate(
@@ -293,7 +294,7 @@ class DeliveryLifecycle:
             pending |= track_pending
         if pending and not catch_up:
             self.state.dirty.add(delivery.delivery_id)
-        return replace(delivery, tracks=tuple(tracks))
+        return copy_with(delivery, tracks=tuple(tracks))
 
     def _emit_track(
         self,
@@ -309,7 +310,7 @@ class DeliveryLifecycle:
         if fact is not None:
             if _emit_needed(fact, track.fact, catch_up):
                 outputs.append(fact)
-                track = replace(track, fact=fact)
+                track = copy_with(track, fact=fact)
             pending = track.fact is not None and track.fact.version < fact.version
         alerts = render_alerts(track, handoff, delivery_id, self.state.watermark)
         if not alerts:
@@ -323,7 +324,7 @@ class DeliveryLifecycle:
                 emitted[alert.alert_id] = alert
             elif old is not None and old.version < alert.version:
                 pending = True
-        return replace(track, alerts=tuple(emitted[alert.alert_id] for alert in alerts)), pending
+        return copy_with(track, alerts=tuple(emitted[alert.alert_id] for alert in alerts)), pending
 
     def _discard_at(self, delivery: DeliveryState) -> datetime:
         assert delivery.last_received_at is not None

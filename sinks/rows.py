@@ -7,6 +7,7 @@ insert guidance: ints, not Python datetimes, on the hot path).
 from __future__ import annotations
 
 import base64
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import fields
@@ -186,9 +187,16 @@ RowFn = Callable[[Any, int], tuple[object, ...]]
 def field_row(columns: tuple[str, ...]) -> RowFn:
     """to_row for the domain rows, whose fields are the table's columns (datetimes -> epoch ms)."""
 
+    getter = operator.attrgetter(*columns)
+    times = tuple(index for index, column in enumerate(columns) if column.endswith(("_at", "_of")) or column == "at")
+
     def to_row(item: Any, ingested_ms: int) -> tuple[object, ...]:
-        values = (getattr(item, column) for column in columns)
-        return tuple(to_epoch_ms(value) if isinstance(value, datetime) else value for value in values)
+        values = list(getter(item))
+        for index in times:
+            value = values[index]
+            if value is not None:
+                values[index] = to_epoch_ms(value)
+        return tuple(values)
 
     return to_row
 

@@ -1,0 +1,56 @@
+"""Fast copy-with-changes and content comparison for the frozen row and state records.
+
+`dataclasses.replace` re-runs `__init__` with keyword handling and costs ~20 µs; the lifecycle
+calls it several times per event. These records have no `__post_init__`, so copying the slots
+is the same thing, several times cheaper.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any, TypeVar
+
+Record = TypeVar("Record")
+
+_NAMES: dict[type, tuple[str, ...]] = {}
+_CONTENT: dict[type, Callable[[Any], Any]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    names = _NAMES.get(cls)
+    if names is None:
+        if hasattr(cls, "__post_init__"):
+            raise TypeError(f"{cls.__name__} has __post_init__: use dataclasses.replace")
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+def copy_with(record: Record, **changes: Any) -> Record:
+    """`dataclasses.replace` for frozen dataclasses without `__post_init__`."""
+    cls = type(record)
+    names = _NAMES.get(cls) or _names(cls)
+    new = object.__new__(cls)
+    setter = object.__setattr__
+    used = 0
+    for name in names:
+        if name in changes:
+            setter(new, name, changes[name])
+            used += 1
+        else:
+            setter(new, name, getattr(record, name))
+    if used != len(changes):
+        raise TypeError(f"{cls.__name__} has no field(s) {sorted(set(changes) - set(names))}")
+    return new
+
+
+def same_but_version(a: object, b: object) -> bool:
+    """True when two rows of one class differ at most in their `version`."""
+    cls = type(a)
+    if type(b) is not cls:
+        return False
+    getter = _CONTENT.get(cls)
+    if getter is None:
+        getter = _CONTENT[cls] = operator.attrgetter(*(n for n in _names(cls) if n != "version"))
+    return bool(getter(a) == getter(b))
