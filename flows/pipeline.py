@@ -53,10 +53,14 @@ NormalizedItem = Claim | Tick | DeadLetter | MessageOutcome
 _BUCKET_IDS = tuple(str(index) for index in range(BUCKETS))
 
 
-def normalize_batch(normalizer: Normalizer) -> Callable[[list[RawMessage]], list[NormalizedItem]]:
+def normalize_batch(
+    normalizer: Normalizer, count_messages: Callable[[int], None] | None = None
+) -> Callable[[list[RawMessage]], list[NormalizedItem]]:
     """Adapters over a batch, then one Tick per source partition of the batch for every bucket."""
 
     def normalize(raws: list[RawMessage]) -> list[NormalizedItem]:
+        if count_messages is not None:
+            count_messages(len(raws))
         out: list[NormalizedItem] = []
         progress: dict[str, int] = {}
         for raw in raws:
@@ -137,11 +141,12 @@ def build_flow(
     alert_sinks: Sequence[tuple[str, Sink[Any]]] = (),
     idle_timeout: timedelta | None = None,
     recovery: bool = False,
+    progress: Callable[[int], None] | None = None,
     flow_id: str = "logisync",
 ) -> Dataflow:
     flow = Dataflow(flow_id)
     raws = op.input("input", flow, source)  # RawMessage
-    normalized = op.flat_map_batch("normalize", raws, normalize_batch(normalizer))  # NormalizedItem
+    normalized = op.flat_map_batch("normalize", raws, normalize_batch(normalizer, progress))  # NormalizedItem
     split = op.branch("split_claims", normalized, lambda item: isinstance(item, Claim | Tick))
     claims: Stream[Claim | Tick] = split.trues  # type: ignore[assignment]
     finished: Stream[DeadLetter | MessageOutcome] = split.falses  # type: ignore[assignment]

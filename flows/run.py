@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -108,6 +108,23 @@ def _progress_printer() -> tuple[object, list[float]]:
     return report, started
 
 
+def _message_counter() -> Callable[[int], None]:
+    """Progress for sources without a known end (Kafka): messages consumed, about once a second."""
+    started = last = time.monotonic()
+    total = 0
+
+    def count(messages: int) -> None:
+        nonlocal last, total
+        total += messages
+        now = time.monotonic()
+        if now - last >= 1.0:
+            last = now
+            sys.stderr.write(f"\r  consumed {total:,} messages ({total / (now - started):,.0f} msg/s)   ")
+            sys.stderr.flush()
+
+    return count
+
+
 def build_source(settings: Settings, progress: bool) -> Source[RawMessage]:
     path = settings.replay_path
     if path is not None:
@@ -165,6 +182,7 @@ def run_pipeline(settings: Settings, *, progress: bool = True) -> RunResult:
         alert_sinks=alert_sinks,
         idle_timeout=timedelta(seconds=settings.idle_timeout_s) if live else None,
         recovery=settings.recovery_dir is not None,
+        progress=_message_counter() if progress and settings.source == "kafka" else None,
     )
     started = time.perf_counter()
     cli_main(  # type: ignore[no-untyped-call]
