@@ -7,6 +7,7 @@ clock so that a quiet feed still fires SLA alerts (design.md 3.1).
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import bytewax.operators as op
@@ -39,7 +40,11 @@ class CoreLogic(op.StatefulBatchLogic[CanonicalEvent | Tick, DomainOutput, bytes
     @override
     def on_batch(self, values: list[CanonicalEvent | Tick]) -> tuple[list[DomainOutput], bool]:
         self.last_input = datetime.now(UTC)
-        return self.core.on_items(values), self.RETAIN
+        if self.idle_timeout is None:
+            return self.core.on_items(values), self.RETAIN  # replay: W from the data alone
+        now_ms = time.time_ns() // 1_000_000
+        idle_ms = int(self.idle_timeout / timedelta(milliseconds=1))
+        return self.core.on_items(values, now_ms, idle_ms), self.RETAIN
 
     @override
     def on_notify(self) -> tuple[list[DomainOutput], bool]:

@@ -53,8 +53,20 @@ NormalizedItem = Claim | Tick | DeadLetter | MessageOutcome
 _BUCKET_IDS = tuple(str(index) for index in range(BUCKETS))
 
 
+def kafka_partition(raw: RawMessage) -> str:
+    """The watermark source of a Kafka message: its topic-partition."""
+    return f"{raw.topic}:{raw.partition}"
+
+
+def replay_stream(raw: RawMessage) -> str:
+    """A replay file is one ordered stream whatever the topics in it: one watermark source."""
+    return "replay"
+
+
 def normalize_batch(
-    normalizer: Normalizer, count_messages: Callable[[int], None] | None = None
+    normalizer: Normalizer,
+    count_messages: Callable[[int], None] | None = None,
+    source_of: Callable[[RawMessage], str] = kafka_partition,
 ) -> Callable[[list[RawMessage]], list[NormalizedItem]]:
     """Adapters over a batch, then one Tick per source partition of the batch for every bucket."""
 
@@ -65,7 +77,7 @@ def normalize_batch(
         progress: dict[str, int] = {}
         for raw in raws:
             received_ms = to_epoch_ms(raw.received_at)
-            source = f"{raw.topic}:{raw.partition}" if raw.topic != INVALID_TOPIC else "replay.invalid"
+            source = source_of(raw) if raw.topic != INVALID_TOPIC else "replay.invalid"
             if received_ms > progress.get(source, -(2**62)):
                 progress[source] = received_ms
             result = normalizer(raw)
@@ -78,15 +90,10 @@ def normalize_batch(
                 out.extend(split)
         progress.pop("replay.invalid", None)  # an unreadable replay line has no event time
         for source, received_ms in progress.items():
-            out.extend(Tick(_source_partition(source), bucket, received_ms) for bucket in _BUCKET_IDS)
+            out.extend(Tick(source, bucket, received_ms) for bucket in _BUCKET_IDS)
         return out
 
     return normalize
-
-
-def _source_partition(source: str) -> str:
-    # A replay file is one partition whatever the topics in it: its ticks are one stream.
-    return source
 
 
 class _DedupLogic(op.StatefulBatchLogic[Claim | Tick, Verdict | Tick, bytes]):
@@ -142,11 +149,14 @@ def build_flow(
     idle_timeout: timedelta | None = None,
     recovery: bool = False,
     progress: Callable[[int], None] | None = None,
+    source_of: Callable[[RawMessage], str] = kafka_partition,
     flow_id: str = "logisync",
 ) -> Dataflow:
     flow = Dataflow(flow_id)
     raws = op.input("input", flow, source)  # RawMessage
-    normalized = op.flat_map_batch("normalize", raws, normalize_batch(normalizer, progress))  # NormalizedItem
+    normalized = op.flat_map_batch(
+        "normalize", raws, normalize_batch(normalizer, progress, source_of)
+    )  # NormalizedItem
     split = op.branch("split_claims", normalized, lambda item: isinstance(item, Claim | Tick))
     claims: Stream[Claim | Tick] = split.trues  # type: ignore[assignment]
     finished: Stream[DeadLetter | MessageOutcome] = split.falses  # type: ignore[assignment]

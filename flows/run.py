@@ -20,7 +20,7 @@ from bytewax.run import cli_main
 from typing_extensions import override
 
 from flows.core_config import build_core_config
-from flows.pipeline import build_flow
+from flows.pipeline import build_flow, kafka_partition, replay_stream
 from flows.settings import Settings, SettingsError
 from operators.alerts import Alert
 from operators.master import EMPTY_MASTER, MasterData
@@ -183,6 +183,7 @@ def run_pipeline(settings: Settings, *, progress: bool = True) -> RunResult:
         idle_timeout=timedelta(seconds=settings.idle_timeout_s) if live else None,
         recovery=settings.recovery_dir is not None,
         progress=_message_counter() if progress and settings.source == "kafka" else None,
+        source_of=kafka_partition if settings.source == "kafka" else replay_stream,
     )
     started = time.perf_counter()
     cli_main(  # type: ignore[no-untyped-call]

@@ -9,8 +9,11 @@ received_at <= t has reached it once *every* bucket has forwarded a tick >= t fo
 
     W = min over source partitions p of (min over buckets of the last tick for p) - allowed_lateness
 
-At the end of a replay W = max(received_at seen). In live mode the flow may advance W with the
-system clock while the inputs are idle (`idle_watermark`).
+At the end of a replay W = max(received_at seen). In live mode two things use the system clock,
+passed in explicitly: a source partition that has made no progress for `idle_ms` no longer holds
+W back (as Flink's `withIdleness`: a quiet topic such as daily snapshots must not delay SLA
+alerts for hours), and when every input is idle W moves on with the clock (`idle_ms()`).
+Replays pass no clock, so their W is a function of the data alone.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class WatermarkState:
 
     ticks: dict[str, dict[str, int]] = field(default_factory=dict)
     max_received_ms: int | None = None
+    # Live mode only: system time (ms) at which each source partition last made progress.
+    progressed_at: dict[str, int] = field(default_factory=dict)
 
 
 class Watermark:
@@ -45,17 +50,28 @@ class Watermark:
         self.buckets = buckets
         self.state = state if state is not None else WatermarkState()
 
-    def observe(self, tick: Tick) -> None:
+    def observe(self, tick: Tick, now_ms: int | None = None) -> None:
         per_bucket = self.state.ticks.setdefault(tick.source, {})
         if tick.received_ms > per_bucket.get(tick.bucket, -(2**62)):
             per_bucket[tick.bucket] = tick.received_ms
+            if now_ms is not None:
+                self.state.progressed_at[tick.source] = now_ms
         if self.state.max_received_ms is None or tick.received_ms > self.state.max_received_ms:
             self.state.max_received_ms = tick.received_ms
 
-    def current_ms(self) -> int | None:
-        """W in epoch ms, or None until every bucket has reported for every known partition."""
+    def current_ms(self, now_ms: int | None = None, idle_ms: int | None = None) -> int | None:
+        """W in epoch ms, or None until every bucket has reported for every known partition.
+
+        With `now_ms` and `idle_ms` (live mode), partitions idle for longer are left out, unless
+        every partition is idle.
+        """
+        sources = self.state.ticks
+        if now_ms is not None and idle_ms is not None:
+            progressed = self.state.progressed_at
+            active = {s: b for s, b in sources.items() if now_ms - progressed.get(s, now_ms) <= idle_ms}
+            sources = active or sources
         lows = []
-        for per_bucket in self.state.ticks.values():
+        for per_bucket in sources.values():
             if len(per_bucket) < self.buckets:
                 return None
             lows.append(min(per_bucket.values()))

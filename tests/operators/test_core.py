@@ -93,3 +93,12 @@ def test_state_survives_a_snapshot_round_trip() -> None:
     restored = DomainCore(CoreConfig(allowed_lateness=LATENESS), EMPTY_MASTER, BUCKETS, domain.snapshot())
     (alert,) = missing(restored.on_items(ticks(20)))
     assert alert.due_at == at(15)
+
+
+def test_a_quiet_partition_stops_holding_w_back_only_in_live_mode() -> None:
+    mark = Watermark(lateness_ms=0, buckets=1)
+    mark.observe(Tick("snapshots:0", "0", 10), now_ms=0)  # a daily feed, quiet since
+    mark.observe(Tick("carrier.edi:0", "0", 100), now_ms=1_000)
+    assert mark.current_ms() == 10  # replay: the data alone decide, the quiet feed holds W
+    assert mark.current_ms(now_ms=1_000, idle_ms=500) == 100  # live: idle for 1 s > 0.5 s
+    assert mark.current_ms(now_ms=400, idle_ms=500) == 10  # not idle long enough yet
