@@ -107,20 +107,25 @@ class DomainCore:
             master, config.tolerance, config.grace, state=state.inventory, retention=config.retention
         )
 
-    def on_items(self, items: list[CanonicalEvent | Tick]) -> list[DomainOutput]:
-        """Events and ticks in arrival order; W moves (and deadlines fire) after the batch."""
+    def on_items(
+        self, items: list[CanonicalEvent | Tick], now_ms: int | None = None, idle_ms: int | None = None
+    ) -> list[DomainOutput]:
+        """Events and ticks in arrival order; W moves (and deadlines fire) after the batch.
+
+        `now_ms`/`idle_ms` (system time, live mode only) let idle partitions stop holding W back.
+        """
         out: list[DomainOutput] = []
         last = self.state.last_watermark_ms
         for item in items:
             if isinstance(item, Tick):
-                self.watermark.observe(item)
+                self.watermark.observe(item, now_ms)
                 continue
             received_ms = to_epoch_ms(item.received_at)
             if last is not None and received_ms <= last:
                 self._on_event(item, out)  # later than the allowed lateness: apply at once
             else:
                 heapq.heappush(self.state.pending, (received_ms, item.event_id, item))
-        current = self.watermark.current_ms()
+        current = self.watermark.current_ms(now_ms, idle_ms)
         if current is not None:
             self._advance(current, out)
         return compact(out)
