@@ -235,7 +235,7 @@ class XrefCorrelator:
                 order_id = event.order_id or (known.order_id if same else None)
                 xref = Xref(event.delivery_id, order_id, received, max(known.touched_at, received))
             else:
-                xref = replace(known, touched_at=max(known.touched_at, received))
+                xref = Xref(known.delivery_id, known.order_id, known.learned_at, max(known.touched_at, received))
             state.xrefs[ref] = xref
             for event_id in state.waiting.pop(ref, ()):
                 pending = state.pending.pop(event_id, None)
@@ -261,7 +261,8 @@ class XrefCorrelator:
     def _touch(self, ref: str, received_at: datetime) -> None:
         xref = self.state.xrefs[ref]
         if received_at > xref.touched_at:
-            self.state.xrefs[ref] = replace(xref, touched_at=received_at)
+            # Xref(...) rather than dataclasses.replace: this runs for most carrier events.
+            self.state.xrefs[ref] = Xref(xref.delivery_id, xref.order_id, xref.learned_at, received_at)
 
     def _unwait(self, pending: PendingEvent) -> None:
         waiting = self.state.waiting

@@ -17,6 +17,7 @@ status-bearing events sorted by (occurred_at, event_id), so it does not depend o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -80,9 +81,12 @@ class DeliveryStatus:
     version: int
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(slots=True, order=True)
 class StatusSighting:
-    """A status-bearing event, ordered as the status fold reads them: (occurred_at, event_id)."""
+    """A status-bearing event, ordered as the status fold reads them: (occurred_at, event_id).
+
+    Not `frozen` (that makes building one several times slower); never changed once built.
+    """
 
     occurred_at: datetime
     event_id: str
@@ -97,7 +101,7 @@ def status_of(event: CanonicalEvent) -> str | None:
     return _TYPE_STATUS.get(event.event_type)
 
 
-def fold_status(sightings: tuple[StatusSighting, ...]) -> str:
+def fold_status(sightings: Sequence[StatusSighting]) -> str:
     """The status after the sorted status-bearing events (see the module docstring)."""
     status, rank, terminal = UNKNOWN, -1, False
     for sighting in sightings:
@@ -112,16 +116,20 @@ def fold_status(sightings: tuple[StatusSighting, ...]) -> str:
     return status
 
 
-def out_of_sequence(sightings: tuple[StatusSighting, ...], new: StatusSighting) -> bool:
+def out_of_sequence(sightings: Sequence[StatusSighting], new: StatusSighting) -> bool:
     """Did a milestone that occurred earlier (lower rank) reach us after a later one?"""
-    rank = _SEQUENCE_RANK.get(new.status)
+    rank_of = _SEQUENCE_RANK.get
+    rank = rank_of(new.status)
     if rank is None:
         return False
+    occurred_at, received_at = new.occurred_at, new.received_at
     for other in sightings:
-        other_rank = _SEQUENCE_RANK.get(other.status)
+        other_rank = rank_of(other.status)
         if other_rank is None or other_rank == rank:
             continue
-        early, late = (other, new) if other_rank < rank else (new, other)
-        if early.occurred_at < late.occurred_at and early.received_at > late.received_at:
+        if other_rank < rank:  # `other` is the earlier milestone
+            if other.occurred_at < occurred_at and other.received_at > received_at:
+                return True
+        elif occurred_at < other.occurred_at and received_at > other.received_at:
             return True
     return False

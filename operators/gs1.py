@@ -9,6 +9,7 @@ Also here: CBV vocabulary values (bizStep, disposition, BTT) in their three spel
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -28,7 +29,8 @@ def check_digit(body: str) -> str:
     """
     if not body.isascii() or not body.isdigit():
         raise GS1Error(f"check digit: {body!r} is not all digits")
-    total = sum(int(digit) * (3 if index % 2 == 0 else 1) for index, digit in enumerate(reversed(body)))
+    reversed_body = body[::-1]
+    total = 3 * sum(map(int, reversed_body[0::2])) + sum(map(int, reversed_body[1::2]))
     return str((10 - total % 10) % 10)
 
 
@@ -68,6 +70,13 @@ def gtin_from_epc_parts(company_prefix: str, indicator_item_ref: str) -> str | N
     The company prefix is 6-12 digits and the two fields together are 13 digits; the first
     digit of the second field is the GTIN indicator digit (TDS 6.3.1).
     """
+    return _gtin_from_epc_parts(company_prefix, indicator_item_ref)
+
+
+# EPCIS events list one EPC per item: many serials of few products. The GTIN of a product's
+# fields is pure and asked for again and again, so remember recent ones.
+@functools.lru_cache(maxsize=4096)
+def _gtin_from_epc_parts(company_prefix: str, indicator_item_ref: str) -> str | None:
     digits = company_prefix + indicator_item_ref
     if not (digits.isascii() and digits.isdigit()) or len(digits) != 13:
         return None
@@ -143,6 +152,13 @@ def parse_product_id(uri: str) -> ProductRef | None:
     `urn:epc:idpat:sgtin:4012345.098765.*` is a class pattern (all serials of one GTIN);
     a pattern that wildcards the item reference names no single GTIN and yields None.
     """
+    return _parse_product_id(uri)
+
+
+# Quantity lists name the same product classes (LGTIN, idpat) on event after event; the parse
+# is pure and its result immutable, so remember recent ones.
+@functools.lru_cache(maxsize=4096)
+def _parse_product_id(uri: str) -> ProductRef | None:
     parts = _split_epc_urn(uri, 3)
     if parts is not None:
         form, scheme, fields = parts
@@ -227,6 +243,11 @@ def cbv_term(value: str) -> str:
     prefix; a bare word is lower-cased (CBV words are lower-case); any other URI (a user
     vocabulary, `vocab-other-uri`) is returned unchanged.
     """
+    return _cbv_term(value)
+
+
+@functools.lru_cache(maxsize=1024)  # a handful of vocabulary values, on every event
+def _cbv_term(value: str) -> str:
     text = value.strip()
     match = _CBV_URI.match(text) or _CBV_URN.match(text)
     if match:

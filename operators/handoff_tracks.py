@@ -27,7 +27,7 @@ ends with the same rows:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from operators.alerts import (
@@ -52,6 +52,8 @@ _KIND_PRIORITY = {SourceKind.ERP: 0, SourceKind.WMS: 1, SourceKind.CARRIER: 2, S
 # (priority, occurred_at, event_id, value): the smallest wins, so the choice is order-independent.
 Candidate = tuple[int, datetime, str, str]
 
+_ONE_MS = timedelta(milliseconds=1)
+
 
 def candidate(event: CanonicalEvent, value: str | None) -> Candidate | None:
     if not value:
@@ -69,18 +71,22 @@ def value_of(chosen: Candidate | None) -> str:
     return "" if chosen is None else chosen[3]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ToSighting:
-    """A to-event as far as alerts need it."""
+    """A to-event as far as alerts need it. Never changed once built (not `frozen` only because
+    that makes building one several times slower)."""
 
     received_at: datetime
     to_time: datetime
     event_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HandoffTrack:
     """What one delivery has seen of one handoff, plus the rows last emitted for it.
+
+    Mutable working state of its delivery: `record` changes it in place, and the lifecycle copies
+    it (`copy_track`) before changing one a snapshot may share (operators.lifecycle).
 
     Discarded when: its delivery is discarded (operators.lifecycle.DeliveryState).
     """
@@ -91,7 +97,7 @@ class HandoffTrack:
     from_event_id: str = ""
     to_at: datetime | None = None
     to_event_id: str = ""
-    to_seen: tuple[ToSighting, ...] = ()
+    to_seen: list[ToSighting] = field(default_factory=list)
     order: Candidate | None = None
     site: Candidate | None = None
     fact: SyncLatency | None = None  # last emitted fact
@@ -101,47 +107,93 @@ class HandoffTrack:
         return None if self.from_at is None else self.from_at + sla
 
 
+def copy_track(track: HandoffTrack) -> HandoffTrack:
+    """A copy that shares nothing mutable with `track` (the rows and sightings are immutable)."""
+    return HandoffTrack(
+        handoff=track.handoff,
+        version=track.version,
+        from_at=track.from_at,
+        from_event_id=track.from_event_id,
+        to_at=track.to_at,
+        to_event_id=track.to_event_id,
+        to_seen=list(track.to_seen),
+        order=track.order,
+        site=track.site,
+        fact=track.fact,
+        alerts=track.alerts,
+    )
+
+
 def observe(track: HandoffTrack, handoff: Handoff, event: CanonicalEvent) -> HandoffTrack | None:
-    """The track after a new (not yet seen) event, or None when the event is not part of the handoff."""
+    """The track after a new (not yet seen) event, or None when the event is not part of the handoff.
+
+    `track` itself is left as it was.
+    """
     is_from, is_to = handoff.is_from(event), handoff.is_to(event)
     if not (is_from or is_to):
         return None
-    changes: dict[str, object] = {
-        "version": track.version + 1,
-        "order": better(track.order, candidate(event, event.order_id)),
-        "site": better(track.site, candidate(event, event.site)),
-    }
+    updated = copy_track(track)
+    record(updated, handoff, event, is_from, is_to, candidate(event, event.order_id), candidate(event, event.site))
+    return updated
+
+
+def record(
+    track: HandoffTrack,
+    handoff: Handoff,
+    event: CanonicalEvent,
+    is_from: bool,
+    is_to: bool,
+    order: Candidate | None,
+    site: Candidate | None,
+) -> None:
+    """`observe` in place, for an event known to be a from- and/or to-event of the handoff, given
+    the event's candidates for the order and the site (computed once for all of its tracks)."""
+    event_id = event.event_id
     if is_from:
         at = handoff.from_time_of(event)
-        if track.from_at is None or (at, event.event_id) < (track.from_at, track.from_event_id):
-            changes["from_at"], changes["from_event_id"] = at, event.event_id
+        if track.from_at is None or (at, event_id) < (track.from_at, track.from_event_id):
+            track.from_at, track.from_event_id = at, event_id
     if is_to:
         at = handoff.to_time_of(event)
-        if track.to_at is None or (at, event.event_id) < (track.to_at, track.to_event_id):
-            changes["to_at"], changes["to_event_id"] = at, event.event_id
-        changes["to_seen"] = (*track.to_seen, ToSighting(event.received_at, at, event.event_id))
-    return copy_with(track, **changes)
+        if track.to_at is None or (at, event_id) < (track.to_at, track.to_event_id):
+            track.to_at, track.to_event_id = at, event_id
+        track.to_seen.append(ToSighting(event.received_at, at, event_id))
+    track.version += 1
+    track.order = better(track.order, order)
+    track.site = better(track.site, site)
 
 
 def render_fact(track: HandoffTrack, handoff: Handoff, delivery_id: str) -> SyncLatency | None:
     """The current fact, or None until a from-event is known."""
-    if track.from_at is None:
+    content = fact_content(track, handoff, delivery_id)
+    return None if content is None else SyncLatency(*content, version=track.version)
+
+
+# (SyncLatency fields but the version, in declaration order) of the current fact.
+FactContent = tuple[str, str, str, str, str, str, datetime, datetime | None, int | None, int, bool, bool]
+
+
+def fact_content(track: HandoffTrack, handoff: Handoff, delivery_id: str) -> FactContent | None:
+    """What `render_fact` would return, as a tuple without the version: the lifecycle compares
+    it with the last emitted fact and builds the row only when it is emitted."""
+    from_at = track.from_at
+    if from_at is None:
         return None
-    latency_ms = None if track.to_at is None else duration_ms(track.to_at - track.from_at)
-    return SyncLatency(
-        handoff=handoff.name,
-        delivery_id=delivery_id,
-        order_id=value_of(track.order),
-        site=value_of(track.site),
-        from_event_id=track.from_event_id,
-        to_event_id=track.to_event_id,
-        from_at=track.from_at,
-        to_at=track.to_at,
-        latency_ms=latency_ms,
-        sla_ms=handoff.sla_ms,
-        breached=latency_ms is not None and latency_ms > handoff.sla_ms,
-        clock_skew=latency_ms is not None and latency_ms < 0,
-        version=track.version,
+    to_at, order, site, sla_ms = track.to_at, track.order, track.site, handoff.sla_ms
+    latency_ms = None if to_at is None else (to_at - from_at) // _ONE_MS  # alerts.duration_ms, inlined
+    return (
+        handoff.name,
+        delivery_id,
+        "" if order is None else order[3],
+        "" if site is None else site[3],
+        track.from_event_id,
+        track.to_event_id,
+        from_at,
+        to_at,
+        latency_ms,
+        sla_ms,
+        latency_ms is not None and latency_ms > sla_ms,  # breached
+        latency_ms is not None and latency_ms < 0,  # clock_skew
     )
 
 
@@ -186,9 +238,11 @@ def render_alerts(
 ) -> tuple[Alert, ...]:
     """The alerts of this track as they should read now (see the module docstring)."""
     from_at = track.from_at
-    if from_at is None or watermark is None or watermark < from_at + handoff.sla:
-        return ()  # W only grows and deadlines only move earlier: nothing was emitted either
+    if from_at is None or watermark is None:
+        return ()
     deadline = from_at + handoff.sla
+    if watermark < deadline:
+        return ()  # W only grows and deadlines only move earlier: nothing was emitted either
     sla = _human(handoff.sla_ms)
     base = {"from_event_id": track.from_event_id, "from_at": from_at, "deadline": deadline, "sla_ms": handoff.sla_ms}
     current: list[Alert] = []

@@ -38,6 +38,8 @@ class Handoff:
     from_time: str = OCCURRED_AT
     to_time: str = RECORDED_AT
     sla: timedelta
+    # `sla` in whole milliseconds, computed once: every rendered fact and alert carries it.
+    sla_ms: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -49,10 +51,7 @@ class Handoff:
                 raise HandoffConfigError(f"handoff {self.name!r}: {side} must be one of {TIME_FIELDS}, got {value!r}")
         if self.sla <= timedelta(0):
             raise HandoffConfigError(f"handoff {self.name!r}: sla must be positive, got {self.sla}")
-
-    @property
-    def sla_ms(self) -> int:
-        return duration_ms(self.sla)
+        object.__setattr__(self, "sla_ms", duration_ms(self.sla))
 
     def is_from(self, event: CanonicalEvent) -> bool:
         return _matches(event, self.from_types, self.from_kinds, self.from_milestones)
@@ -78,6 +77,33 @@ def _matches(
     if kinds and event.source_kind not in kinds:
         return False
     return not milestones or event.milestone in milestones
+
+
+# (index in the configuration, handoff, is a from-event, is a to-event)
+HandoffMatch = tuple[int, Handoff, bool, bool]
+
+
+class HandoffMatcher:
+    """The handoffs an event takes part in, in configuration order.
+
+    `is_from` / `is_to` read only (event_type, source_kind, milestone), so the answer is cached
+    per such triple: most events match none or one of the handoffs, and the lifecycle then
+    touches only those tracks. The cache is bounded by the enums' sizes.
+    """
+
+    __slots__ = ("_cache", "handoffs")
+
+    def __init__(self, handoffs: tuple[Handoff, ...]) -> None:
+        self.handoffs = handoffs
+        self._cache: dict[tuple[EventType, SourceKind, Milestone | None], tuple[HandoffMatch, ...]] = {}
+
+    def __call__(self, event: CanonicalEvent) -> tuple[HandoffMatch, ...]:
+        key = (event.event_type, event.source_kind, event.milestone)
+        found = self._cache.get(key)
+        if found is None:
+            matches = ((i, h, h.is_from(event), h.is_to(event)) for i, h in enumerate(self.handoffs))
+            found = self._cache[key] = tuple(match for match in matches if match[2] or match[3])
+        return found
 
 
 def event_time(event: CanonicalEvent, time_field: str) -> datetime:

@@ -235,7 +235,9 @@ class InventoryLedger:
         return touched
 
     def _on_delivery_event(self, site: str, delivery_id: str, event: CanonicalEvent) -> set[SkuUnit]:
-        delivery = self.state.deliveries.setdefault((site, delivery_id), DeliveryState())
+        delivery = self.state.deliveries.get((site, delivery_id))
+        if delivery is None:  # not setdefault: building a DeliveryState on every call costs
+            delivery = self.state.deliveries[(site, delivery_id)] = DeliveryState()
         quantities = line_quantities(event.lines, self.master)
         touched = self._register(site, delivery, event.event_id, quantities)
         received = event.received_at
@@ -266,7 +268,10 @@ class InventoryLedger:
     # -- state helpers --------------------------------------------------------------------------
 
     def _site(self, site: str) -> SiteState:
-        return self.state.sites.setdefault(site, SiteState())
+        site_state = self.state.sites.get(site)
+        if site_state is None:  # not setdefault: building a SiteState on every call costs
+            site_state = self.state.sites[site] = SiteState()
+        return site_state
 
     def _position(self, site: str, key: SkuUnit) -> PositionState:
         positions = self._site(site).positions
@@ -366,9 +371,13 @@ class InventoryLedger:
 
     def _emit(self, site: str, keys: Iterable[SkuUnit], at: datetime) -> list[Output]:
         outputs: list[Output] = []
-        for key in sorted(keys):
-            position = self.state.sites[site].positions[key]
-            row = position_row(self.state.sites[site], site, key, position)
+        ordered = sorted(keys)
+        if not ordered:
+            return outputs  # the site may not even exist yet (an event without lines)
+        site_state = self.state.sites[site]
+        for key in ordered:
+            position = site_state.positions[key]
+            row = position_row(site_state, site, key, position)
             content = (row.erp_qty, row.wms_qty, row.in_flight_qty, row.erp_as_of, row.wms_as_of)
             if row.version == position.emitted_version and content == position.emitted_content:
                 continue  # touched again by an event it already counts

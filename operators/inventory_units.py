@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -188,7 +188,21 @@ def mismatch_entity(site: str, sku: str, uom: str, unit_mismatch: bool) -> str:
 
 
 def delta_row(row: InventoryPosition, at: datetime) -> InventoryDelta:
-    return InventoryDelta(**{item.name: getattr(row, item.name) for item in fields(row)}, at=at)
+    return InventoryDelta(
+        site=row.site,
+        sku=row.sku,
+        uom=row.uom,
+        erp_qty=row.erp_qty,
+        wms_qty=row.wms_qty,
+        delta=row.delta,
+        in_flight_qty=row.in_flight_qty,
+        unexplained_delta=row.unexplained_delta,
+        erp_as_of=row.erp_as_of,
+        wms_as_of=row.wms_as_of,
+        unit_mismatch=row.unit_mismatch,
+        version=row.version,
+        at=at,
+    )
 
 
 def _details(row: InventoryPosition, tolerance: float, since: datetime | None) -> str:
@@ -352,27 +366,29 @@ class InventoryState:
 
 def position_row(site_state: SiteState, site: str, key: SkuUnit, position: PositionState) -> InventoryPosition:
     """The current row of a position: the latest snapshot of each side + the movements after it."""
-    quantities = {}
-    for side in SIDES:
-        snapshot = site_state.snapshots.get(side)
-        ledger = position.side(side)
-        base = snapshot.quantities.get(key, 0.0) if snapshot else 0.0
-        quantities[side] = tidy(math.fsum([base, ledger.folded, *(q for _, q in ledger.movements.values())]))
+    snapshots = site_state.snapshots
+    erp_snapshot, wms_snapshot = snapshots.get(ERP), snapshots.get(WMS)
+    erp_qty = _side_quantity(erp_snapshot, position.erp, key)
+    wms_qty = _side_quantity(wms_snapshot, position.wms, key)
     in_flight = tidy(math.fsum(position.in_flight.values()))
-    delta = tidy(quantities[WMS] - quantities[ERP])
-    erp_snapshot, wms_snapshot = site_state.snapshots.get(ERP), site_state.snapshots.get(WMS)
+    delta = tidy(wms_qty - erp_qty)
     return InventoryPosition(
         site=site,
         sku=key[0],
         uom=key[1],
-        erp_qty=quantities[ERP],
-        wms_qty=quantities[WMS],
+        erp_qty=erp_qty,
+        wms_qty=wms_qty,
         delta=delta,
         in_flight_qty=in_flight,
         unexplained_delta=tidy(delta + in_flight),  # delta - expected_delta, expected = -in_flight
-        erp_as_of=erp_snapshot.as_of if erp_snapshot else None,
-        wms_as_of=wms_snapshot.as_of if wms_snapshot else None,
+        erp_as_of=None if erp_snapshot is None else erp_snapshot.as_of,
+        wms_as_of=None if wms_snapshot is None else wms_snapshot.as_of,
         unit_mismatch=position.unit_mismatch,
         # distinct events that touched it + the site's snapshots (see operators.inventory)
         version=len(position.contributors) + position.retired + site_state.snapshot_count,
     )
+
+
+def _side_quantity(snapshot: SnapshotState | None, ledger: SideLedger, key: SkuUnit) -> float:
+    base = 0.0 if snapshot is None else snapshot.quantities.get(key, 0.0)
+    return tidy(math.fsum([base, ledger.folded, *[quantity for _, quantity in ledger.movements.values()]]))

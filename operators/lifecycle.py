@@ -35,10 +35,19 @@ from operators.delivery_status import (
     out_of_sequence,
     status_of,
 )
-from operators.handoff_tracks import Candidate, HandoffTrack, better, candidate, observe, render_alerts, render_fact
-from operators.handoffs import DEFAULT_HANDOFFS, Handoff, SyncLatency
+from operators.handoff_tracks import (
+    Candidate,
+    HandoffTrack,
+    better,
+    candidate,
+    copy_track,
+    fact_content,
+    record,
+    render_alerts,
+)
+from operators.handoffs import DEFAULT_HANDOFFS, Handoff, HandoffMatcher, SyncLatency
 from operators.model import CanonicalEvent, EventType, Milestone, SourceKind
-from operators.records import copy_with, same_but_version
+from operators.records import content_getter, same_but_version
 
 _WMS_WORK = frozenset({EventType.PICK_CONFIRMED, EventType.PACK_CONFIRMED, EventType.SHIPMENT_DISPATCHED})
 
@@ -46,9 +55,14 @@ _WMS_WORK = frozenset({EventType.PICK_CONFIRMED, EventType.PACK_CONFIRMED, Event
 LifecycleOutput: TypeAlias = DeliveryStatus | SyncLatency | Alert
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DeliveryState:
-    """Everything one delivery needs; immutable, replaced on every change (cheap snapshots).
+    """Everything one delivery needs.
+
+    Mutable working state, changed in place by the `DeliveryLifecycle` that holds it: copying
+    the record on every event cost more than everything else the event does. A snapshot shares
+    the records, so the lifecycle copies one (`_private_copy`) before its first change after a
+    snapshot (copy-on-write, see `DeliveryLifecycle._own`).
 
     Discarded when: the delivery is terminal (DELIVERED / RETURNED / CANCELLED, invoiced or not)
     and W >= last_received_at + retention, or whatever its status when W >= last_received_at +
@@ -57,7 +71,7 @@ class DeliveryState:
     """
 
     delivery_id: str
-    event_ids: frozenset[str] = frozenset()  # dedup; len() is the DeliveryStatus version
+    event_ids: set[str] = field(default_factory=set)  # dedup; len() is the DeliveryStatus version
     last_received_at: datetime | None = None
     order: Candidate | None = None  # ERP first, then earliest (operators.handoff_tracks.candidate)
     site: Candidate | None = None
@@ -69,9 +83,9 @@ class DeliveryState:
     first_in_transit_at: datetime | None = None  # carrier IN_TRANSIT, used when no PICKED_UP is known
     delivered_at: datetime | None = None
     invoiced_at: datetime | None = None
-    sightings: tuple[StatusSighting, ...] = ()  # sorted
+    sightings: list[StatusSighting] = field(default_factory=list)  # sorted
     out_of_sequence: bool = False
-    tracks: tuple[HandoffTrack, ...] = ()  # one per configured handoff, same order
+    tracks: list[HandoffTrack] = field(default_factory=list)  # one per configured handoff, same order
     row: DeliveryStatus | None = None  # last emitted
 
 
@@ -99,75 +113,110 @@ def _earliest(current: datetime | None, new: datetime) -> datetime:
     return new if current is None or new < current else current
 
 
-def apply_event(state: DeliveryState, event: CanonicalEvent, handoffs: tuple[Handoff, ...]) -> DeliveryState:
-    """The delivery after one new event (the caller has checked it is not a duplicate)."""
-    at = event.occurred_at
-    changes: dict[str, object] = {
-        "event_ids": state.event_ids | {event.event_id},
-        "last_received_at": max(state.last_received_at or event.received_at, event.received_at),
-        "order": better(state.order, candidate(event, event.order_id)),
-        "site": better(state.site, candidate(event, event.site)),
-    }
-    event_type = event.event_type
+def apply_event(state: DeliveryState, event: CanonicalEvent, order: Candidate | None, site: Candidate | None) -> bool:
+    """Fold one new event into the delivery, in place, except its handoff tracks (the caller has
+    checked it is not a duplicate; `order` / `site` are the event's candidates).
+
+    Returns whether the event is status-bearing (it changed the sightings).
+    """
+    at, received, event_id, event_type = event.occurred_at, event.received_at, event.event_id, event.event_type
+    state.event_ids.add(event_id)
+    state.last_received_at = max(state.last_received_at or received, received)
+    state.order = better(state.order, order)
+    state.site = better(state.site, site)
     if event_type == EventType.ORDER_RELEASED:
-        changes["released_at"] = _earliest(state.released_at, at)
+        state.released_at = _earliest(state.released_at, at)
     if event_type in _WMS_WORK and event.source_kind == SourceKind.WMS:
-        changes["first_wms_at"] = _earliest(state.first_wms_at, at)
+        state.first_wms_at = _earliest(state.first_wms_at, at)
     if event_type == EventType.SHIPMENT_DISPATCHED:
-        changes["dispatched_at"] = _earliest(state.dispatched_at, at)
+        state.dispatched_at = _earliest(state.dispatched_at, at)
     if event_type == EventType.GOODS_ISSUE_POSTED:
-        changes["gi_posted_at"] = _earliest(state.gi_posted_at, at)
+        state.gi_posted_at = _earliest(state.gi_posted_at, at)
     if event_type == EventType.INVOICE_POSTED:
-        changes["invoiced_at"] = _earliest(state.invoiced_at, at)
+        state.invoiced_at = _earliest(state.invoiced_at, at)
     if event_type == EventType.CARRIER_STATUS:
         if event.milestone == Milestone.PICKED_UP:
-            changes["picked_up_at"] = _earliest(state.picked_up_at, at)
+            state.picked_up_at = _earliest(state.picked_up_at, at)
         elif event.milestone == Milestone.IN_TRANSIT:
-            changes["first_in_transit_at"] = _earliest(state.first_in_transit_at, at)
+            state.first_in_transit_at = _earliest(state.first_in_transit_at, at)
         elif event.milestone == Milestone.DELIVERED:
-            changes["delivered_at"] = _earliest(state.delivered_at, at)
+            state.delivered_at = _earliest(state.delivered_at, at)
     status = status_of(event)
-    if status is not None:
-        sighting = StatusSighting(at, event.event_id, status, event.received_at)
-        changes["out_of_sequence"] = state.out_of_sequence or out_of_sequence(state.sightings, sighting)
-        sightings = list(state.sightings)
-        insort(sightings, sighting)
-        changes["sightings"] = tuple(sightings)
-    tracks = _aligned(state.tracks, handoffs)
-    changes["tracks"] = tuple(
-        observe(track, handoff, event) or track for track, handoff in zip(tracks, handoffs, strict=True)
-    )
-    return copy_with(state, **changes)
+    if status is None:
+        return False
+    sighting = StatusSighting(at, event_id, status, received)
+    state.out_of_sequence = state.out_of_sequence or out_of_sequence(state.sightings, sighting)
+    insort(state.sightings, sighting)
+    return True
 
 
-def _aligned(tracks: tuple[HandoffTrack, ...], handoffs: tuple[Handoff, ...]) -> tuple[HandoffTrack, ...]:
-    """Tracks in handoff order; re-keyed by name when the configuration changed across a restart."""
-    if len(tracks) == len(handoffs) and all(t.handoff == h.name for t, h in zip(tracks, handoffs, strict=True)):
-        return tracks
-    by_name = {track.handoff: track for track in tracks}
-    return tuple(by_name.get(handoff.name, HandoffTrack(handoff.name)) for handoff in handoffs)
-
-
-def render_status(state: DeliveryState) -> DeliveryStatus:
-    picked_up = state.picked_up_at if state.picked_up_at is not None else state.first_in_transit_at
-    return DeliveryStatus(
+def _private_copy(state: DeliveryState) -> DeliveryState:
+    """A copy that shares nothing mutable with `state` (it may be held by a snapshot)."""
+    return DeliveryState(
         delivery_id=state.delivery_id,
-        order_id="" if state.order is None else state.order[3],
-        site="" if state.site is None else state.site[3],
-        status=fold_status(state.sightings),
+        event_ids=set(state.event_ids),
+        last_received_at=state.last_received_at,
+        order=state.order,
+        site=state.site,
         released_at=state.released_at,
         first_wms_at=state.first_wms_at,
         dispatched_at=state.dispatched_at,
         gi_posted_at=state.gi_posted_at,
-        picked_up_at=picked_up,
+        picked_up_at=state.picked_up_at,
+        first_in_transit_at=state.first_in_transit_at,
         delivered_at=state.delivered_at,
         invoiced_at=state.invoiced_at,
+        sightings=list(state.sightings),
         out_of_sequence=state.out_of_sequence,
-        version=len(state.event_ids),
+        tracks=[copy_track(track) for track in state.tracks],
+        row=state.row,
     )
 
 
+def _aligned(tracks: list[HandoffTrack], handoffs: tuple[Handoff, ...]) -> list[HandoffTrack]:
+    """Tracks in handoff order; re-keyed by name when the configuration changed across a restart."""
+    if len(tracks) == len(handoffs) and all(t.handoff == h.name for t, h in zip(tracks, handoffs, strict=True)):
+        return tracks
+    by_name = {track.handoff: track for track in tracks}
+    return [by_name.get(handoff.name) or HandoffTrack(handoff.name) for handoff in handoffs]
+
+
+# (DeliveryStatus fields but the version, in declaration order) of the current status.
+StatusContent = tuple[
+    str, str, str, str, datetime | None, datetime | None, datetime | None, datetime | None,
+    datetime | None, datetime | None, datetime | None, bool,
+]  # fmt: skip
+
+
+def status_content(state: DeliveryState, status: str) -> StatusContent:
+    """What `render_status` would return, as a tuple without the version, given the status the
+    sightings fold to: compared with the last emitted row, so that the row is built only when
+    it is emitted."""
+    order, site = state.order, state.site
+    return (
+        state.delivery_id,
+        "" if order is None else order[3],
+        "" if site is None else site[3],
+        status,
+        state.released_at,
+        state.first_wms_at,
+        state.dispatched_at,
+        state.gi_posted_at,
+        state.picked_up_at if state.picked_up_at is not None else state.first_in_transit_at,
+        state.delivered_at,
+        state.invoiced_at,
+        state.out_of_sequence,
+    )
+
+
+def render_status(state: DeliveryState) -> DeliveryStatus:
+    return DeliveryStatus(*status_content(state, fold_status(state.sightings)), version=len(state.event_ids))
+
+
 Row = TypeVar("Row", DeliveryStatus, SyncLatency, Alert)
+
+_STATUS_CONTENT = content_getter(DeliveryStatus)
+_FACT_CONTENT = content_getter(SyncLatency)
 
 
 def _emit_needed(new: Row, old: Row | None, catch_up: bool) -> bool:
@@ -188,9 +237,15 @@ class DeliveryLifecycle:
         state: LifecycleState | None = None,
     ) -> None:
         self.handoffs = tuple(handoffs)
+        self._matcher = HandoffMatcher(self.handoffs)
+        self._names = [handoff.name for handoff in self.handoffs]
         self.retention = retention
         self.idle_retention = idle_retention
         self.state = state if state is not None else LifecycleState()
+        # Ids of the deliveries whose record this instance made since the last snapshot(), the
+        # only ones it may change in place (see `_own`). Not state: a restored instance starts
+        # with none. Discarded when: snapshot() (all shared again), or with the delivery.
+        self._owned: set[str] = set()
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -199,18 +254,39 @@ class DeliveryLifecycle:
         delivery_id = event.delivery_id
         if not delivery_id:
             return []
-        state = self.state
-        before = state.deliveries.get(delivery_id)
-        if before is not None and event.event_id in before.event_ids:
+        deliveries = self.state.deliveries
+        delivery = deliveries.get(delivery_id)
+        from_before: list[datetime | None] | None = None
+        if delivery is None:
+            delivery = deliveries[delivery_id] = DeliveryState(delivery_id, tracks=self._fresh_tracks())
+            self._owned.add(delivery_id)
+            discard_before = None
+        elif event.event_id in delivery.event_ids:
             return []
-        after = apply_event(before or DeliveryState(delivery_id), event, self.handoffs)
+        else:
+            discard_before = self._discard_at(delivery)
+            if delivery_id not in self._owned:
+                if not self._is_aligned(delivery.tracks):
+                    # Restored under another handoff configuration: compare every track, by position.
+                    from_before = [track.from_at for track in delivery.tracks]
+                delivery = self._own(delivery_id, delivery)
+        # Only the tracks of the handoffs the event takes part in change; only they can have new
+        # facts or alerts (W did not move) or new deadlines.
+        order, site = candidate(event, event.order_id), candidate(event, event.site)
+        tracks = delivery.tracks
+        changed: list[tuple[int, HandoffTrack, Handoff, datetime | None]] = []
+        for index, handoff, is_from, is_to in self._matcher(event):
+            track = tracks[index]
+            changed.append((index, track, handoff, track.from_at))
+            record(track, handoff, event, is_from, is_to, order, site)
+        refold = apply_event(delivery, event, order, site)
         outputs: list[LifecycleOutput] = []
-        # Only tracks the event changed can have new facts or alerts (W did not move).
-        old_tracks = () if before is None else _aligned(before.tracks, self.handoffs)
-        changed = {i for i, track in enumerate(after.tracks) if i >= len(old_tracks) or old_tracks[i] is not track}
-        after = self._emit(after, outputs, catch_up=False, only=changed)
-        state.deliveries[delivery_id] = after
-        self._schedule(before, after)
+        self._emit(delivery, outputs, False, [(track, handoff) for _, track, handoff, _ in changed], refold)
+        if from_before is None:
+            self._schedule(delivery, [(index, old_from) for index, _, _, old_from in changed], discard_before)
+        else:
+            before = [(i, from_before[i] if i < len(from_before) else None) for i in range(len(tracks))]
+            self._schedule(delivery, before, discard_before)
         return outputs
 
     def advance(self, watermark: datetime) -> list[LifecycleOutput]:
@@ -228,7 +304,8 @@ class DeliveryLifecycle:
         for delivery_id in sorted(touched):
             delivery = state.deliveries.get(delivery_id)
             if delivery is not None:
-                state.deliveries[delivery_id] = self._emit(delivery, outputs, catch_up=True)
+                delivery = self._own(delivery_id, delivery)
+                self._emit(delivery, outputs, True, list(zip(delivery.tracks, self.handoffs, strict=True)))
         while state.expiries and state.expiries[0][0] <= now:
             _, delivery_id = heapq.heappop(state.expiries)
             delivery = state.deliveries.get(delivery_id)
@@ -239,6 +316,7 @@ class DeliveryLifecycle:
                 heapq.heappush(state.expiries, (discard_at, delivery_id))
                 continue
             del state.deliveries[delivery_id]
+            self._owned.discard(delivery_id)
             state.open_alerts -= sum(1 for track in delivery.tracks for alert in track.alerts if alert.is_unresolved)
         return outputs
 
@@ -252,8 +330,13 @@ class DeliveryLifecycle:
         return len(self.state.deliveries)
 
     def snapshot(self) -> LifecycleState:
-        """A copy of the state that later calls do not change (per-delivery records are immutable)."""
+        """A copy of the state that later calls do not change.
+
+        The per-delivery records are shared, not copied: from now on each is copied before its
+        next change (`_own`), so a snapshot costs O(deliveries) pointer copies.
+        """
         state = self.state
+        self._owned.clear()
         return LifecycleState(
             deliveries=dict(state.deliveries),
             watermark=state.watermark,
@@ -265,36 +348,57 @@ class DeliveryLifecycle:
 
     # -- internals ------------------------------------------------------------------------------
 
+    def _is_aligned(self, tracks: list[HandoffTrack]) -> bool:
+        """Tracks in handoff order (the usual case: the configuration did not change)."""
+        return [track.handoff for track in tracks] == self._names
+
+    def _fresh_tracks(self) -> list[HandoffTrack]:
+        return [HandoffTrack(name) for name in self._names]
+
+    def _own(self, delivery_id: str, delivery: DeliveryState) -> DeliveryState:
+        """The delivery's record, copied first unless this instance made it since the last
+        snapshot: a record from a snapshot (or a restored state) must not change under it.
+
+        The copy's tracks are aligned with the handoffs (`_aligned`), so those of an owned
+        record always are.
+        """
+        if delivery_id in self._owned:
+            return delivery
+        delivery = self.state.deliveries[delivery_id] = _private_copy(delivery)
+        if not self._is_aligned(delivery.tracks):
+            delivery.tracks = _aligned(delivery.tracks, self.handoffs)
+        self._owned.add(delivery_id)
+        return delivery
+
     def _emit(
         self,
         delivery: DeliveryState,
         outputs: list[LifecycleOutput],
         catch_up: bool,
-        only: set[int] | None = None,
-    ) -> DeliveryState:
-        """Append the rows of `delivery` that must be emitted; return it with those rows recorded.
+        tracks: list[tuple[HandoffTrack, Handoff]],
+        refold: bool = True,
+    ) -> None:
+        """Append the rows of `delivery` that must be emitted and record them in it (in place:
+        the caller owns it, see `_own`).
 
         Rows whose only change is the version are left for the next advance() (`dirty`).
-        `only` limits the handoff tracks looked at (the ones an event changed).
+        `tracks`: the (track, handoff) pairs to look at (all, or the ones an event changed).
+        `refold`: the status sightings changed since the last call; if not, the last emitted
+        row has the status they fold to (any change of its content is emitted).
         """
-        row = render_status(delivery)
-        if _emit_needed(row, delivery.row, catch_up):
+        # `_emit_needed` on content tuples: most rows are not emitted, and are then never built.
+        version = len(delivery.event_ids)
+        row = delivery.row
+        status = fold_status(delivery.sightings) if refold or row is None else row.status
+        content = status_content(delivery, status)
+        if row is None or content != _STATUS_CONTENT(row) or (catch_up and version > row.version):
+            row = delivery.row = DeliveryStatus(*content, version=version)
             outputs.append(row)
-            delivery = copy_with(delivery, row=row)
-        pending = delivery.row is not None and delivery.row.version < row.version
-        tracks = []
-        for index, (track, handoff) in enumerate(
-            zip(_aligned(delivery.tracks, self.handoffs), self.handoffs, strict=True)
-        ):
-            if only is not None and index not in only:
-                tracks.append(track)
-                continue
-            updated, track_pending = self._emit_track(track, handoff, delivery.delivery_id, outputs, catch_up)
-            tracks.append(updated)
-            pending |= track_pending
+        pending = row.version < version
+        for track, handoff in tracks:
+            pending |= self._emit_track(track, handoff, delivery.delivery_id, outputs, catch_up)
         if pending and not catch_up:
             self.state.dirty.add(delivery.delivery_id)
-        return copy_with(delivery, tracks=tuple(tracks))
 
     def _emit_track(
         self,
@@ -303,18 +407,20 @@ class DeliveryLifecycle:
         delivery_id: str,
         outputs: list[LifecycleOutput],
         catch_up: bool,
-    ) -> tuple[HandoffTrack, bool]:
-        """The fact and alerts of one track to emit; returns the track and "a version-only change waits"."""
+    ) -> bool:
+        """Emit and record (in place) the fact and alerts of one track; True when a version-only
+        change waits."""
         pending = False
-        fact = render_fact(track, handoff, delivery_id)
-        if fact is not None:
-            if _emit_needed(fact, track.fact, catch_up):
+        content = fact_content(track, handoff, delivery_id)
+        if content is not None:
+            fact = track.fact
+            if fact is None or content != _FACT_CONTENT(fact) or (catch_up and track.version > fact.version):
+                fact = track.fact = SyncLatency(*content, version=track.version)
                 outputs.append(fact)
-                track = copy_with(track, fact=fact)
-            pending = track.fact is not None and track.fact.version < fact.version
+            pending = fact.version < track.version
         alerts = render_alerts(track, handoff, delivery_id, self.state.watermark)
         if not alerts:
-            return track, pending
+            return pending
         emitted = {alert.alert_id: alert for alert in track.alerts}
         for alert in alerts:
             old = emitted.get(alert.alert_id)
@@ -324,25 +430,36 @@ class DeliveryLifecycle:
                 emitted[alert.alert_id] = alert
             elif old is not None and old.version < alert.version:
                 pending = True
-        return copy_with(track, alerts=tuple(emitted[alert.alert_id] for alert in alerts)), pending
+        track.alerts = tuple(emitted[alert.alert_id] for alert in alerts)
+        return pending
 
     def _discard_at(self, delivery: DeliveryState) -> datetime:
         assert delivery.last_received_at is not None
         terminal = delivery.row is not None and delivery.row.status in TERMINAL
         return delivery.last_received_at + (self.retention if terminal else self.idle_retention)
 
-    def _schedule(self, before: DeliveryState | None, after: DeliveryState) -> None:
-        """Queue the deadlines and the discard time that `after` has and `before` had not."""
+    def _schedule(
+        self,
+        delivery: DeliveryState,
+        from_before: list[tuple[int, datetime | None]],
+        discard_before: datetime | None,
+    ) -> None:
+        """Queue the deadlines and the discard time the delivery has and had not before the event.
+
+        `from_before`: (index, from_at before the event) of each track the event can have
+        changed; `discard_before`: the discard time before the event, None for a new delivery.
+        """
         state = self.state
-        for index, (track, handoff) in enumerate(zip(after.tracks, self.handoffs, strict=True)):
-            deadline = track.deadline(handoff.sla)
+        handoffs, tracks = self.handoffs, delivery.tracks
+        for index, old_from in from_before:
+            handoff = handoffs[index]
+            deadline = tracks[index].deadline(handoff.sla)
             if deadline is None or (state.watermark is not None and deadline <= state.watermark):
                 continue  # already decided in _emit with the current W
-            old = None if before is None or index >= len(before.tracks) else before.tracks[index]
-            if old is None or old.deadline(handoff.sla) != deadline:
-                heapq.heappush(state.deadlines, (deadline, after.delivery_id, handoff.name))
-        discard_at = self._discard_at(after)
+            if old_from is None or old_from + handoff.sla != deadline:
+                heapq.heappush(state.deadlines, (deadline, delivery.delivery_id, handoff.name))
+        discard_at = self._discard_at(delivery)
         # A later discard time is found lazily when the old entry pops; an earlier one (the
         # delivery just became terminal) needs its own entry.
-        if before is None or discard_at < self._discard_at(before):
-            heapq.heappush(state.expiries, (discard_at, after.delivery_id))
+        if discard_before is None or discard_at < discard_before:
+            heapq.heappush(state.expiries, (discard_at, delivery.delivery_id))

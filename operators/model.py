@@ -7,9 +7,11 @@ or an ignore with a reason (design.md 2.5 and section 4, accounting invariant).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, TypedDict, Unpack
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -134,6 +136,135 @@ class CanonicalEvent(BaseModel):
         return value
 
 
+class EventFields(TypedDict, total=False):
+    """The keyword arguments of `CanonicalEvent`, for `EventTemplate` (kept equal at import)."""
+
+    event_id: str
+    schema_version: int
+    event_type: EventType
+    source_kind: SourceKind
+    source_format: str
+    source_system: str
+    occurred_at: datetime
+    recorded_at: datetime | None
+    received_at: datetime
+    time_precision: TimePrecision
+    tz_assumed: bool
+    delivery_id: str | None
+    order_id: str | None
+    shipment_ref: str | None
+    tracking_number: str | None
+    carrier: str | None
+    site: str | None
+    milestone: Milestone | None
+    status_code: str | None
+    reason_code: str | None
+    location: str | None
+    lines: tuple[Line, ...]
+    raw_ref: str
+    attributes: dict[str, str]
+
+
+if set(EventFields.__annotations__) != set(CanonicalEvent.model_fields):  # pragma: no cover - a drift guard
+    raise RuntimeError("EventFields must list exactly the fields of CanonicalEvent")
+
+_NONE = type(None)
+# Per field, the exact input types that pydantic validation returns unchanged (no coercion).
+_PASS_THROUGH: dict[str, tuple[type, ...]] = {
+    "event_id": (str,),
+    "schema_version": (int,),
+    "event_type": (EventType,),
+    "source_kind": (SourceKind,),
+    "source_format": (str,),
+    "source_system": (str,),
+    "occurred_at": (datetime,),
+    "recorded_at": (datetime, _NONE),
+    "received_at": (datetime,),
+    "time_precision": (TimePrecision,),
+    "tz_assumed": (bool,),
+    "delivery_id": (str, _NONE),
+    "order_id": (str, _NONE),
+    "shipment_ref": (str, _NONE),
+    "tracking_number": (str, _NONE),
+    "carrier": (str, _NONE),
+    "site": (str, _NONE),
+    "milestone": (Milestone, _NONE),
+    "status_code": (str, _NONE),
+    "reason_code": (str, _NONE),
+    "location": (str, _NONE),
+    "lines": (tuple,),
+    "raw_ref": (str,),
+    "attributes": (dict,),
+}
+
+
+def _passes_through(values: Mapping[str, object]) -> bool:
+    """True when validating `values` would accept them and return them unchanged."""
+    for name, value in values.items():
+        kinds = _PASS_THROUGH.get(name)
+        if kinds is None or type(value) not in kinds:
+            return False
+    for name in ("occurred_at", "recorded_at", "received_at"):
+        value = values.get(name)
+        if isinstance(value, datetime) and value.utcoffset() is None:
+            return False  # `_aware` refuses it
+    lines = values.get("lines")
+    if isinstance(lines, tuple) and not all(type(line) is Line for line in lines):
+        return False
+    attributes = values.get("attributes")
+    return not isinstance(attributes, dict) or all(
+        type(key) is str and type(text) is str for key, text in attributes.items()
+    )
+
+
+# A validated event's `__dict__`: every field in declaration order, defaults where not given.
+_FIELD_DEFAULTS: dict[str, Any] = {
+    name: None if info.is_required() else info.default for name, info in CanonicalEvent.model_fields.items()
+}
+_REQUIRED_FIELDS = frozenset(name for name, info in CanonicalEvent.model_fields.items() if info.is_required())
+_new_event = CanonicalEvent.__new__
+_set = object.__setattr__
+
+
+class EventTemplate:
+    """What all events of one message share, checked once; `event()` adds each event's own fields.
+
+    For adapters that make many events per message (EasyPost history resends, 214 AT7s), where
+    pydantic validation per event was the largest single cost. The shared fields come from the raw
+    message and are checked here: when each has exactly the type the model declares (see
+    `_passes_through`), validation would return it unchanged. The fields given to `event()` must be
+    the adapter's own results with the same guarantee (exact `str`, enum members, aware datetimes,
+    `Line`s; mypy checks the types) and are not validated again. The event is laid out as
+    validation lays it out: same `__dict__` (its own copy of `attributes`), fields set, frozen.
+    If a shared field is not exact or a required field is missing, every event goes through
+    `CanonicalEvent(...)`, which validates (coerces or refuses) as before. `event()` fields win.
+    """
+
+    __slots__ = ("_missing", "_names", "_shared", "_state", "_trusted")
+
+    def __init__(self, **shared: Unpack[EventFields]) -> None:
+        self._shared: dict[str, Any] = dict(shared)
+        if "attributes" in self._shared:
+            self._shared["attributes"] = dict(self._shared["attributes"])  # checked as it is now
+        self._trusted = _passes_through(self._shared)
+        self._state = _FIELD_DEFAULTS | self._shared
+        self._names = set(self._shared)
+        self._missing = _REQUIRED_FIELDS - self._names
+
+    def event(self, **fields: Unpack[EventFields]) -> CanonicalEvent:
+        if not (self._trusted and self._missing <= fields.keys()):
+            return CanonicalEvent(**(self._shared | fields))
+        state = self._state.copy()
+        state.update(fields)
+        state["attributes"] = dict(state["attributes"])  # validation copies the dict too
+        event = _new_event(CanonicalEvent)
+        _set(event, "__dict__", state)
+        _set(event, "__pydantic_fields_set__", self._names.union(fields))
+        _set(event, "__pydantic_extra__", None)
+        _set(event, "__pydantic_private__", None)
+        return event
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A raw message that could not be normalized, with the reason (design.md section 4)."""
@@ -188,5 +319,5 @@ def content_id(namespace: str, *parts: object) -> str:
     Parts are joined with a separator that cannot occur in their text (\\x1f) so that
     ("a", "bc") and ("ab", "c") differ.
     """
-    text = "\x1f".join("" if part is None else str(part) for part in parts)
+    text = "\x1f".join(["" if part is None else str(part) for part in parts])
     return f"{namespace}:{hashlib.sha256(text.encode('utf-8')).hexdigest()[:32]}"

@@ -87,10 +87,11 @@ class Normalizer:
                 "none",
                 f"no adapter for topic {raw.topic!r}: map it to an adapter in the [topics] configuration",
             )
-        try:
-            raw.value.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return dead(raw, DeadLetterReason.DECODE_ERROR, name, f"payload is not UTF-8: {exc}")
+        if not raw.value.isascii():  # ASCII is UTF-8: only other payloads need the decode to check
+            try:
+                raw.value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return dead(raw, DeadLetterReason.DECODE_ERROR, name, f"payload is not UTF-8: {exc}")
         try:
             return ADAPTERS[name](raw, self.master)
         except Exception as exc:  # noqa: BLE001 - an adapter bug must not stop the pipeline

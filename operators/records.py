@@ -45,12 +45,18 @@ def copy_with(record: Record, **changes: Any) -> Record:
     return new
 
 
+def content_getter(cls: type) -> Callable[[Any], Any]:
+    """A function giving a row's fields but `version`, as a tuple in declaration order."""
+    getter = _CONTENT.get(cls)
+    if getter is None:
+        getter = _CONTENT[cls] = operator.attrgetter(*(n for n in _names(cls) if n != "version"))
+    return getter
+
+
 def same_but_version(a: object, b: object) -> bool:
     """True when two rows of one class differ at most in their `version`."""
     cls = type(a)
     if type(b) is not cls:
         return False
-    getter = _CONTENT.get(cls)
-    if getter is None:
-        getter = _CONTENT[cls] = operator.attrgetter(*(n for n in _names(cls) if n != "version"))
+    getter = _CONTENT.get(cls) or content_getter(cls)
     return bool(getter(a) == getter(b))

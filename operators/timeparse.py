@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from operators.model import TimePrecision
 
 _ODATA_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+_CLOCK = re.compile(r"[^+-]*")  # the time of day before its UTC offset
 
 
 class TimeParseError(ValueError):
@@ -57,8 +58,21 @@ def _parse_iso_cached(value: str) -> tuple[datetime, TimePrecision]:
 
 
 def _precision_of(text: str) -> TimePrecision:
+    # The precision depends only on where the separators are and on whether fraction digits are
+    # zero: read it once per such shape (digits 1-9 -> "1"), as timestamps differ but shapes don't.
+    # (bytes.translate is much cheaper than str.translate; UTF-8 keeps ASCII bytes for ASCII only.)
+    return _precision_of_shape(text.encode("utf-8", "surrogatepass").translate(_NONZERO_DIGITS))
+
+
+_NONZERO_DIGITS = bytes.maketrans(b"23456789", b"11111111")
+
+
+@functools.lru_cache(maxsize=1024)
+def _precision_of_shape(shape: bytes) -> TimePrecision:
+    text = shape.decode("utf-8", "surrogatepass")
     time_part = text.partition("T")[2] or text.partition(" ")[2]
-    clock = re.split(r"[+-]", time_part, maxsplit=1)[0]
+    match = _CLOCK.match(time_part)  # `[^+-]*` always matches, possibly empty
+    clock = match.group() if match else time_part
     if "." in clock and clock.rpartition(".")[2].strip("0"):
         return TimePrecision.MS
     if clock.count(":") >= 2:

@@ -17,10 +17,17 @@ from dataclasses import dataclass, field
 
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{1,2}")
 _NEWLINES = re.compile(r"\r\n|\r|\n")
+# Tags that open or close a set, group or interchange: inside a set, anything else is its body.
+_ENVELOPE_TAGS = frozenset({"SE", "ST", "GS", "GE", "ISA", "IEA"})
 # A payload is X12 when it starts with one of these envelope or set headers.
 _STARTS = ("ISA", "GS", "ST")
 _ISA_ELEMENTS = 16
 _BLANKS = " \t\r\n"
+# Segment ids seen in the sets we read, known to match `_SEGMENT_ID` (a set lookup is cheaper
+# than the regex); any other tag is still checked by the regex.
+_COMMON_TAGS = frozenset(
+    "ISA IEA GS GE ST SE B10 L11 N1 N2 N3 N4 LX AT7 MS1 MS2 AT8 K1 Q7 W06 W12 W03 W27 G62 N9 W15 W19".split()
+)
 
 
 def _is_delimiter(char: str) -> bool:
@@ -51,9 +58,17 @@ class Segment:
 
     def el(self, index: int) -> str:
         """Element `index` (1-based, as in `AT705`), stripped of space padding; "" if absent."""
-        if 1 <= index <= len(self.elements):
-            return self.elements[index - 1].strip()
+        elements = self.elements
+        if 1 <= index <= len(elements):
+            return elements[index - 1].strip()
         return ""
+
+    def els(self, count: int) -> list[str]:
+        """Elements 1..`count` as `el()` reads them (stripped, "" if absent), in one call."""
+        values = [element.strip() for element in self.elements[:count]]
+        if len(values) < count:
+            values += [""] * (count - len(values))
+        return values
 
     def describe(self) -> str:
         return f"segment {self.position} ({self.tag})"
@@ -126,17 +141,18 @@ def tokenize(text: str) -> tuple[Separators, list[Segment]]:
         # Segments may be wrapped across lines before the terminator (General Mills 940
         # sample): drop CR/LF entirely, then split on the declared terminator.
         pieces = body.replace("\r", "").replace("\n", "").split(separators.segment)
+    element = separators.element
     segments: list[Segment] = []
     for piece in pieces:
-        stripped = piece.strip(" \t\r\n")
+        stripped = piece.strip(_BLANKS)
         if not stripped:
             continue
-        parts = stripped.split(separators.element)
+        parts = stripped.split(element)
         tag = parts[0].strip()
         position = len(segments) + 1
-        if not _SEGMENT_ID.fullmatch(tag):
+        if tag not in _COMMON_TAGS and not _SEGMENT_ID.fullmatch(tag):
             raise X12ParseError(f"segment {position}: {tag[:20]!r} is not a segment id (in {stripped[:40]!r})")
-        segments.append(Segment(tag=tag, elements=tuple(parts[1:]), position=position))
+        segments.append(Segment(tag, tuple(parts[1:]), position))
     return separators, segments
 
 
@@ -145,21 +161,22 @@ def _isa_separators(body: str) -> Separators:
     if not _is_delimiter(element):
         raise X12ParseError(f"segment 1 (ISA): element separator {element!r} is not a delimiter")
     # ISA16 follows the 16th element separator; the terminator is the character after it.
-    index = 3
-    for _ in range(_ISA_ELEMENTS - 1):
-        index = body.find(element, index + 1)
-        if index < 0:
-            raise X12ParseError("segment 1 (ISA): truncated, fewer than 16 elements")
-    if len(body) < index + 3:
+    # `body` starts with "ISA", so body[3] is the first separator and fields are: "ISA",
+    # ISA01..ISA15, then everything after the 16th separator (ISA16 onwards).
+    fields = body.split(element, _ISA_ELEMENTS)
+    if len(fields) <= _ISA_ELEMENTS:
+        raise X12ParseError("segment 1 (ISA): truncated, fewer than 16 elements")
+    rest = fields[_ISA_ELEMENTS]
+    if len(rest) < 2:
         raise X12ParseError("segment 1 (ISA): truncated after ISA16")
-    component, terminator = body[index + 1], body[index + 2]
+    component, terminator = rest[0], rest[1]
     if not _is_delimiter(component) or component == element:
         raise X12ParseError(f"segment 1 (ISA): ISA16 component separator {component!r} is not a delimiter")
     if terminator in "\r\n":
         terminator = "\n"
     elif not _is_delimiter(terminator) or terminator in (element, component):
         raise X12ParseError(f"segment 1 (ISA): segment terminator {terminator!r} is not a delimiter")
-    isa11 = body[4:index].split(element)[10] if body[4:index].count(element) >= 10 else ""
+    isa11 = fields[11]
     # ISA11 is the repetition separator from 00402 on (a `U` before that).
     repetition = isa11 if len(isa11) == 1 and not isa11.isalnum() and isa11 != terminator else None
     return Separators(element=element, segment=terminator, component=component, repetition=repetition)
@@ -184,6 +201,8 @@ def _sniff_separators(body: str) -> Separators:
 
 def _same_number(declared: str, actual: str | int) -> bool:
     """Control values compare as numbers when both are digits (`IEA*00001` = 1)."""
+    if declared == actual:
+        return True  # the usual case: the same text (el() values are stripped already)
     declared = declared.strip()
     actual_text = str(actual).strip()
     if declared.isascii() and declared.isdigit() and actual_text.isascii() and actual_text.isdigit():
@@ -208,10 +227,12 @@ class _Structure:
 
     def build(self, segments: list[Segment]) -> X12Document:
         for segment in segments:
-            if self.st is not None:
+            if self.st is None:
+                self._outside_set(segment)
+            elif segment.tag in _ENVELOPE_TAGS:
                 self._in_set(segment)
             else:
-                self._outside_set(segment)
+                self.body.append(segment)  # the common case, kept out of a method call
         if self.st is not None:
             raise X12ParseError(f"truncated: transaction set ST02={self.st.el(2)!r} ({self.st.describe()}) has no SE")
         if self.gs is not None:
@@ -270,15 +291,15 @@ class _Structure:
         st = self.st
         assert st is not None
         count = len(self.body) + 2  # SE01 counts ST..SE inclusive
-        label = f"set ST02={st.el(2)!r}"
-        if not _same_number(se.el(1), count):
-            self.warnings.append(f"control: SE01={se.el(1)!r} but {label} has {count} segments")
-        if se.el(2) != st.el(2):
-            self.warnings.append(f"control: SE02={se.el(2)!r} does not match ST02={st.el(2)!r}")
+        st02, se01, se02 = st.el(2), se.el(1), se.el(2)
+        if not _same_number(se01, count):
+            self.warnings.append(f"control: SE01={se01!r} but set ST02={st02!r} has {count} segments")
+        if se02 != st02:
+            self.warnings.append(f"control: SE02={se02!r} does not match ST02={st02!r}")
         self.sets.append(
             TransactionSet(
                 set_id=st.el(1),
-                control_number=st.el(2),
+                control_number=st02,
                 body=tuple(self.body),
                 envelope=self._envelope(),
                 position=st.position,
@@ -312,19 +333,16 @@ class _Structure:
         self.isa = None
 
     def _envelope(self) -> Envelope:
-        isa, gs = self.isa, self.gs
-
-        def opt(segment: Segment | None, index: int) -> str | None:
-            return (segment.el(index) or None) if segment is not None else None
-
+        isa = self.isa.els(13) if self.isa is not None else [""] * 13
+        gs = self.gs.els(8) if self.gs is not None else [""] * 8
         return Envelope(
-            sender_id=opt(isa, 6),
-            receiver_id=opt(isa, 8),
-            interchange_control=opt(isa, 13),
-            functional_id=opt(gs, 1),
-            group_sender=opt(gs, 2),
-            group_date=opt(gs, 4),
-            group_time=opt(gs, 5),
-            group_control=opt(gs, 6),
-            version=opt(gs, 8),
+            sender_id=isa[5] or None,
+            receiver_id=isa[7] or None,
+            interchange_control=isa[12] or None,
+            functional_id=gs[0] or None,
+            group_sender=gs[1] or None,
+            group_date=gs[3] or None,
+            group_time=gs[4] or None,
+            group_control=gs[5] or None,
+            version=gs[7] or None,
         )

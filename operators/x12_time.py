@@ -92,6 +92,21 @@ def _zone(name: str) -> tzinfo | None:
 
 def parse_x12_date(value: str, element: str) -> date:
     """CCYYMMDD (E373) -> date."""
+    parsed = _valid_date(value.strip())
+    return parsed if parsed is not None else _read_date(value, element)
+
+
+# Dates and times repeat across messages (a day's worth of AT7s, one GS04 per batch) and their
+# parse is pure: remember the valid ones. An invalid one is read again for its error message.
+@lru_cache(maxsize=4096)
+def _valid_date(text: str) -> date | None:
+    try:
+        return _read_date(text, "")
+    except X12TimeError:
+        return None
+
+
+def _read_date(value: str, element: str) -> date:
     text = value.strip()
     if not _DATE.fullmatch(text):
         raise X12TimeError(f"{element}: date {value!r} is not CCYYMMDD")
@@ -106,6 +121,19 @@ def parse_x12_date(value: str, element: str) -> date:
 
 def parse_x12_time(value: str, element: str) -> tuple[time, TimePrecision]:
     """HHMM, HHMMSS, HHMMSSD or HHMMSSDD (E337) -> (time, precision)."""
+    parsed = _valid_time(value.strip())
+    return parsed if parsed is not None else _read_time(value, element)
+
+
+@lru_cache(maxsize=4096)
+def _valid_time(text: str) -> tuple[time, TimePrecision] | None:
+    try:
+        return _read_time(text, "")
+    except X12TimeError:
+        return None
+
+
+def _read_time(value: str, element: str) -> tuple[time, TimePrecision]:
     text = value.strip()
     match = _TIME.fullmatch(text)
     if not match:

@@ -11,10 +11,11 @@ from operators.model import AdapterResult, DeadLetterReason, RawMessage, dead
 
 def decode_json(raw: RawMessage, adapter: str) -> tuple[Any, AdapterResult | None]:
     """Parse the payload as JSON: (document, None), or (None, a dead-letter result)."""
-    try:
-        raw.value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, dead(raw, DeadLetterReason.DECODE_ERROR, adapter, f"payload is not UTF-8: {exc}")
+    if not raw.value.isascii():  # ASCII is UTF-8: only other payloads need the decode to check
+        try:
+            raw.value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return None, dead(raw, DeadLetterReason.DECODE_ERROR, adapter, f"payload is not UTF-8: {exc}")
     try:
         return orjson.loads(raw.value), None
     except orjson.JSONDecodeError as exc:
@@ -27,6 +28,8 @@ def schema_error(raw: RawMessage, adapter: str, error: str) -> AdapterResult:
 
 def opt_str(value: object) -> str | None:
     """A non-empty stripped string, or None (numbers are accepted as ids: SAP sends both)."""
+    if type(value) is str:  # the usual case first (exactly `str`, so never a bool)
+        return value.strip() or None
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):

@@ -30,6 +30,7 @@ status_detail `received_at_origin_facility`, or a message saying "picked up" (no
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from operators.model import (
     AdapterResult,
     CanonicalEvent,
     DeadLetterReason,
+    EventTemplate,
     EventType,
     Milestone,
     RawMessage,
@@ -84,11 +86,10 @@ class _Invalid(Exception):
 class _Tracker:
     """What every detail of one tracker shares."""
 
-    raw: RawMessage
     tracking_code: str
     carrier: str | None
-    recorded_at: datetime
     attributes: dict[str, str]
+    template: EventTemplate  # the CARRIER_STATUS fields every detail's event shares
 
 
 def milestone_for(status: str, status_detail: str, carrier_code: str, message: str) -> Milestone:
@@ -158,75 +159,102 @@ def _tracker_events(raw: RawMessage, tracker: _Json, recorded_at: datetime, webh
         text = opt_str(value)
         if text is not None:
             attributes[name] = text
-    shared = _Tracker(raw, tracking_code, carrier, recorded_at, attributes)
+    template = EventTemplate(
+        event_type=EventType.CARRIER_STATUS,
+        source_kind=SourceKind.CARRIER,
+        source_format=SOURCE_FORMAT,
+        source_system=SOURCE_SYSTEM,
+        recorded_at=recorded_at,
+        received_at=raw.received_at,
+        time_precision=TimePrecision.S,  # EasyPost datetimes are whole seconds, `Z`
+        tracking_number=tracking_code,
+        carrier=carrier,
+        raw_ref=raw.raw_ref,
+    )
+    shared = _Tracker(tracking_code, carrier, attributes, template)
     events: dict[str, CanonicalEvent] = {}
     for index, detail in enumerate(details):
-        where = f"Tracker.tracking_details[{index}]"
         if not isinstance(detail, dict):
-            raise _Invalid(f"{where}: expected an object, got {_kind(detail)}")
-        event = _detail_event(shared, detail, where)
+            raise _Invalid(f"Tracker.tracking_details[{index}]: expected an object, got {_kind(detail)}")
+        event = _detail_event(shared, detail, index)
         # Two identical details in one history are one fact.
         events.setdefault(event.event_id, event)
     return ok(list(events.values()))
 
 
-def _detail_event(tracker: _Tracker, detail: _Json, where: str) -> CanonicalEvent:
-    occurred_at = _time(detail.get("datetime"), f"{where}.datetime")
-    status = _text(detail, "status", where)
-    status_detail = _text(detail, "status_detail", where)
-    carrier_code = _text(detail, "carrier_code", where)
-    message = _text(detail, "message", where)
-    attributes = dict(tracker.attributes)
+def _detail_event(tracker: _Tracker, detail: _Json, index: int) -> CanonicalEvent:
+    when = detail.get("datetime")
+    occurred_at = _time(when, f"{_where(index)}.datetime")  # raises unless `when` is valid ISO 8601 text
+    status = _text(detail, "status", index)
+    status_detail = _text(detail, "status_detail", index)
+    carrier_code = _text(detail, "carrier_code", index)
+    message = _text(detail, "message", index)
+    event_id, milestone = _identity(
+        tracker.carrier, tracker.tracking_code, str(when), status, status_detail, carrier_code, message
+    )
+    attributes = tracker.attributes.copy()
     if message:
         attributes["message"] = message
     if status:
         attributes["easypost_status"] = status  # the raw status behind the milestone
-    return CanonicalEvent(
-        # Content identity (design.md 2.5): the same scan resent in a later webhook gets the same id.
-        event_id=content_id(
-            "easypost",
-            tracker.carrier,
-            tracker.tracking_code,
-            occurred_at.isoformat(),
-            status,
-            status_detail,
-            message,
-        ),
-        event_type=EventType.CARRIER_STATUS,
-        source_kind=SourceKind.CARRIER,
-        source_format=SOURCE_FORMAT,
-        source_system=SOURCE_SYSTEM,
+    return tracker.template.event(
+        event_id=event_id,
         occurred_at=occurred_at,
-        recorded_at=tracker.recorded_at,
-        received_at=tracker.raw.received_at,
-        time_precision=TimePrecision.S,  # EasyPost datetimes are whole seconds, `Z`
-        tracking_number=tracker.tracking_code,
-        carrier=tracker.carrier,
-        milestone=milestone_for(status, status_detail, carrier_code, message),
+        milestone=milestone,
         # Test-mode and some carriers send an empty carrier_code: fall back to the detail.
         status_code=carrier_code or status_detail or status or None,
         reason_code=status_detail or None,
         location=_location(detail.get("tracking_location")),
-        raw_ref=tracker.raw.raw_ref,
         attributes=attributes,
     )
+
+
+# EasyPost resends a tracker's whole history on every update: the same detail comes back many
+# times, and its id and milestone are pure functions of these strings, so remember recent ones.
+@functools.lru_cache(maxsize=65536)
+def _identity(
+    carrier: str | None,
+    tracking_code: str,
+    when: str,
+    status: str,
+    status_detail: str,
+    carrier_code: str,
+    message: str,
+) -> tuple[str, Milestone]:
+    """(event id, milestone) of a detail whose `datetime` is the valid ISO 8601 string `when`."""
+    occurred_at = parse_iso(when)[0]
+    # Content identity (design.md 2.5): the same scan resent in a later webhook gets the same id.
+    event_id = content_id("easypost", carrier, tracking_code, occurred_at.isoformat(), status, status_detail, message)
+    return event_id, milestone_for(status, status_detail, carrier_code, message)
 
 
 def _location(value: object) -> str | None:
     """`city, state, country` of the parts present (zip left out), or None."""
     if not isinstance(value, dict):
         return None
-    parts = [opt_str(value.get(name)) for name in ("city", "state", "country")]
-    text = ", ".join(part for part in parts if part)
-    return text or None
+    city, state, country = value.get("city"), value.get("state"), value.get("country")
+    if type(city) is str and type(state) is str and type(country) is str:
+        return _joined_location(city, state, country)  # the usual case: three strings
+    parts = (opt_str(city), opt_str(state), opt_str(country))
+    return ", ".join([part for part in parts if part]) or None
 
 
-def _text(detail: _Json, name: str, where: str) -> str:
+@functools.lru_cache(maxsize=4096)
+def _joined_location(city: str, state: str, country: str) -> str | None:
+    parts = (city.strip(), state.strip(), country.strip())
+    return ", ".join([part for part in parts if part]) or None
+
+
+def _where(index: int) -> str:
+    return f"Tracker.tracking_details[{index}]"
+
+
+def _text(detail: _Json, name: str, index: int) -> str:
     value = detail.get(name)
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise _Invalid(f"{where}.{name}: expected a string, got {_kind(value)}")
+        raise _Invalid(f"{_where(index)}.{name}: expected a string, got {_kind(value)}")
     return value.strip()
 
 

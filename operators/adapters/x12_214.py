@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from operators.adapters.x12_support import SetContext
-from operators.model import CanonicalEvent, EventType, Milestone, SourceKind, content_id
+from operators.model import CanonicalEvent, EventTemplate, EventType, Milestone, SourceKind, content_id
 from operators.x12 import Segment
 from operators.x12_time import X12TimeError, to_utc
 
@@ -72,9 +72,17 @@ def events_214(ctx: SetContext) -> list[CanonicalEvent]:
     header, stops = _read(ctx)
     if header.b10 is None:
         raise ctx.fail(None, "B10 segment missing")
-    pro, bol, scac = header.b10.el(1), header.b10.el(2), header.b10.el(3)
+    pro, bol, scac = header.b10.els(3)
     local_zone = _site_timezone(ctx, header.site_ids)
-    source_system = scac or ctx.sender or "unknown"
+    template = EventTemplate(
+        source_kind=SourceKind.CARRIER,
+        source_format=SOURCE_FORMAT,
+        source_system=scac or ctx.sender or "unknown",
+        recorded_at=ctx.recorded_at,
+        received_at=ctx.raw.received_at,
+        carrier=scac or None,
+        raw_ref=ctx.raw.raw_ref,
+    )
     events: list[CanonicalEvent] = []
     for stop in stops:
         refs = _references(pro, bol, header.refs, stop.refs)
@@ -91,7 +99,7 @@ def events_214(ctx: SetContext) -> list[CanonicalEvent]:
                 ref_attributes=ref_attributes,
                 b10=(pro, bol, scac),
                 local_zone=local_zone,
-                source_system=source_system,
+                template=template,
             )
             if event is not None:
                 events.append(event)
@@ -172,24 +180,24 @@ def _event(
     ref_attributes: dict[str, str],
     b10: tuple[str, str, str],
     local_zone: str | None,
-    source_system: str,
+    template: EventTemplate,
 ) -> CanonicalEvent | None:
     at7 = status.at7
-    status_code, appointment_code = at7.el(1), at7.el(3)
+    # AT701..AT707, read once (missing trailing elements are "").
+    status_code, status_reason, appointment_code, appointment_reason, date_text, time_text, time_code = at7.els(7)
     if status_code:
-        event_type, code, reason = EventType.CARRIER_STATUS, status_code, at7.el(2) or None
+        event_type, code, reason = EventType.CARRIER_STATUS, status_code, status_reason or None
     elif appointment_code:
-        event_type, code, reason = EventType.APPOINTMENT, appointment_code, at7.el(4) or at7.el(2) or None
+        event_type, code, reason = EventType.APPOINTMENT, appointment_code, appointment_reason or status_reason or None
     else:
         ctx.warnings.append(f"x12: {ctx.tset.describe()} {at7.describe()} has neither AT701 nor AT703; skipped")
         return None
-    if not at7.el(5):
+    if not date_text:
         raise ctx.fail(at7, "AT705 date missing")
-    time_code = at7.el(7)
     try:
         resolved = to_utc(
-            at7.el(5),
-            at7.el(6),
+            date_text,
+            time_text,
             time_code,
             local_zone=local_zone,
             date_element="AT705",
@@ -226,34 +234,27 @@ def _event(
         event_type.value,
         code,
         reason,
-        at7.el(5),
-        at7.el(6),
+        date_text,
+        time_text,
         time_code,
         location,
         refs["delivery_id"],
         # The stop's own references: two identical AT7s in different stops stay two events.
         "|".join(f"{q}={v}" for q, v in sorted(stop.refs)),
     )
-    return CanonicalEvent(
+    return template.event(
         event_id=event_id,
         event_type=event_type,
-        source_kind=SourceKind.CARRIER,
-        source_format=SOURCE_FORMAT,
-        source_system=source_system,
         occurred_at=resolved.instant,
-        recorded_at=ctx.recorded_at,
-        received_at=ctx.raw.received_at,
         time_precision=resolved.precision,
         tz_assumed=resolved.local,
         delivery_id=refs["delivery_id"],
         shipment_ref=refs["shipment_ref"] or None,
         tracking_number=refs["tracking_number"] or None,
-        carrier=scac or None,
         milestone=milestone,
         status_code=code,
         reason_code=reason,
         location=location,
-        raw_ref=ctx.raw.raw_ref,
         attributes=attributes,
     )
 
@@ -268,5 +269,4 @@ def _location(ms1: Segment | None) -> str | None:
     """MS101 city, MS102 state/province, MS103 country -> "city, state, country"."""
     if ms1 is None:
         return None
-    parts = [ms1.el(1), ms1.el(2), ms1.el(3)]
-    return ", ".join(part for part in parts if part) or None
+    return ", ".join([part for part in ms1.els(3) if part]) or None
