@@ -80,6 +80,10 @@ def line_quantities(lines: Iterable[Line], master: MasterData) -> Quantities:
 
 def tidy(quantity: float) -> float:
     """Rounded for output; `+ 0.0` turns -0.0 into 0.0."""
+    if quantity.is_integer():
+        # Most quantities are whole: nothing to round, and round(x, n) costs a trip through a
+        # decimal string (dtoa and strtod).
+        return quantity + 0.0
     return round(quantity, DECIMALS) + 0.0
 
 
