@@ -178,12 +178,16 @@ class DomainCore:
         return out.rows()
 
     def _on_event(self, event: CanonicalEvent, out: _Batch) -> None:
-        out.extend(self.inventory.on_event(event))  # by site: needs no correlation
+        inventory_rows = self.inventory.on_event(event)  # by site: needs no correlation
+        if inventory_rows:
+            out.extend(inventory_rows)
         for item in self.correlator.on_event(event):
             if isinstance(item, Alert):
                 out.append(item)
             else:
-                out.extend(self.lifecycle.on_event(item))
+                delivery_rows = self.lifecycle.on_event(item)
+                if delivery_rows:
+                    out.extend(delivery_rows)
 
     def _advance(self, watermark_ms: int, out: _Batch) -> None:
         if self.state.last_watermark_ms is not None and watermark_ms <= self.state.last_watermark_ms:

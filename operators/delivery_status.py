@@ -1,4 +1,5 @@
-"""Delivery status: the `delivery_status` row and the fold that decides it (design.md 4).
+"""Delivery status: the `delivery_status` row, the fold that decides it (design.md 4) and the
+per-delivery record they are made from (`DeliveryState`, kept by `operators.lifecycle`).
 
 `status` is the furthest physical milestone, computed by a fold over the delivery's
 status-bearing events sorted by (occurred_at, event_id), so it does not depend on arrival order:
@@ -17,11 +18,14 @@ status-bearing events sorted by (occurred_at, event_id), so it does not depend o
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from operators.model import CanonicalEvent, EventType, Milestone
+from operators.handoff_tracks import Candidate, HandoffTrack, better, copy_track
+from operators.model import CanonicalEvent, EventType, Milestone, SourceKind
+from operators.records import pickled_as_values
 
 RELEASED = "RELEASED"
 PICKING = "PICKING"
@@ -37,6 +41,7 @@ CANCELLED = "CANCELLED"
 UNKNOWN = "UNKNOWN"  # only non-status events known so far (e.g. just an invoice)
 
 TERMINAL = frozenset({DELIVERED, RETURNED, CANCELLED})
+_WMS_WORK = frozenset({EventType.PICK_CONFIRMED, EventType.PACK_CONFIRMED, EventType.SHIPMENT_DISPATCHED})
 _RANK = {RELEASED: 0, PICKING: 1, PACKED: 2, DISPATCHED: 3, IN_TRANSIT: 4, OUT_FOR_DELIVERY: 5, DELIVERED: 6}
 # Ranks used to detect out-of-sequence arrival; failures, exceptions and cancellations have none.
 _SEQUENCE_RANK = {**_RANK, RETURNED: 7}
@@ -81,6 +86,7 @@ class DeliveryStatus:
     version: int
 
 
+@pickled_as_values
 @dataclass(slots=True, order=True)
 class StatusSighting:
     """A status-bearing event, ordered as the status fold reads them: (occurred_at, event_id).
@@ -133,3 +139,131 @@ def out_of_sequence(sightings: Sequence[StatusSighting], new: StatusSighting) ->
         elif occurred_at < other.occurred_at and received_at > other.received_at:
             return True
     return False
+
+
+@pickled_as_values
+@dataclass(slots=True)
+class DeliveryState:
+    """Everything one delivery needs.
+
+    Mutable working state, changed in place by the `DeliveryLifecycle` that holds it: copying
+    the record on every event cost more than everything else the event does. A snapshot shares
+    the records, so the lifecycle copies one (`private_copy`) before its first change after a
+    snapshot (copy-on-write, see `operators.lifecycle.DeliveryLifecycle._own`).
+
+    Discarded when (by `operators.lifecycle`): the delivery is terminal (DELIVERED / RETURNED /
+    CANCELLED, invoiced or not) and W >= last_received_at + retention, or whatever its status
+    when W >= last_received_at + idle_retention (no event for that long). An event that arrives
+    afterwards starts a new state whose versions restart at 1: its rows lose against the
+    retained ones in ReplacingMergeTree.
+    """
+
+    delivery_id: str
+    event_ids: set[str] = field(default_factory=set)  # dedup; len() is the DeliveryStatus version
+    last_received_at: datetime | None = None
+    order: Candidate | None = None  # ERP first, then earliest (operators.handoff_tracks.candidate)
+    site: Candidate | None = None
+    released_at: datetime | None = None
+    first_wms_at: datetime | None = None
+    dispatched_at: datetime | None = None
+    gi_posted_at: datetime | None = None
+    picked_up_at: datetime | None = None  # carrier PICKED_UP
+    first_in_transit_at: datetime | None = None  # carrier IN_TRANSIT, used when no PICKED_UP is known
+    delivered_at: datetime | None = None
+    invoiced_at: datetime | None = None
+    sightings: list[StatusSighting] = field(default_factory=list)  # sorted
+    out_of_sequence: bool = False
+    tracks: list[HandoffTrack] = field(default_factory=list)  # one per configured handoff, same order
+    row: DeliveryStatus | None = None  # last emitted
+
+
+def _earliest(current: datetime | None, new: datetime) -> datetime:
+    return new if current is None or new < current else current
+
+
+def apply_event(state: DeliveryState, event: CanonicalEvent, order: Candidate | None, site: Candidate | None) -> bool:
+    """Fold one new event into the delivery, in place, except its handoff tracks (the caller has
+    checked it is not a duplicate; `order` / `site` are the event's candidates).
+
+    Returns whether the event is status-bearing (it changed the sightings).
+    """
+    at, received, event_id, event_type = event.occurred_at, event.received_at, event.event_id, event.event_type
+    state.event_ids.add(event_id)
+    state.last_received_at = max(state.last_received_at or received, received)
+    state.order = better(state.order, order)
+    state.site = better(state.site, site)
+    if event_type == EventType.ORDER_RELEASED:
+        state.released_at = _earliest(state.released_at, at)
+    if event_type in _WMS_WORK and event.source_kind == SourceKind.WMS:
+        state.first_wms_at = _earliest(state.first_wms_at, at)
+    if event_type == EventType.SHIPMENT_DISPATCHED:
+        state.dispatched_at = _earliest(state.dispatched_at, at)
+    if event_type == EventType.GOODS_ISSUE_POSTED:
+        state.gi_posted_at = _earliest(state.gi_posted_at, at)
+    if event_type == EventType.INVOICE_POSTED:
+        state.invoiced_at = _earliest(state.invoiced_at, at)
+    if event_type == EventType.CARRIER_STATUS:
+        if event.milestone == Milestone.PICKED_UP:
+            state.picked_up_at = _earliest(state.picked_up_at, at)
+        elif event.milestone == Milestone.IN_TRANSIT:
+            state.first_in_transit_at = _earliest(state.first_in_transit_at, at)
+        elif event.milestone == Milestone.DELIVERED:
+            state.delivered_at = _earliest(state.delivered_at, at)
+    status = status_of(event)
+    if status is None:
+        return False
+    sighting = StatusSighting(at, event_id, status, received)
+    state.out_of_sequence = state.out_of_sequence or out_of_sequence(state.sightings, sighting)
+    insort(state.sightings, sighting)
+    return True
+
+
+def private_copy(state: DeliveryState) -> DeliveryState:
+    """A copy that shares nothing mutable with `state` (it may be held by a snapshot)."""
+    return DeliveryState(
+        delivery_id=state.delivery_id,
+        event_ids=set(state.event_ids),
+        last_received_at=state.last_received_at,
+        order=state.order,
+        site=state.site,
+        released_at=state.released_at,
+        first_wms_at=state.first_wms_at,
+        dispatched_at=state.dispatched_at,
+        gi_posted_at=state.gi_posted_at,
+        picked_up_at=state.picked_up_at,
+        first_in_transit_at=state.first_in_transit_at,
+        delivered_at=state.delivered_at,
+        invoiced_at=state.invoiced_at,
+        sightings=list(state.sightings),
+        out_of_sequence=state.out_of_sequence,
+        tracks=[copy_track(track) for track in state.tracks],
+        row=state.row,
+    )
+
+
+# (DeliveryStatus fields but the version, in declaration order) of the current status.
+StatusContent = tuple[
+    str, str, str, str, datetime | None, datetime | None, datetime | None, datetime | None,
+    datetime | None, datetime | None, datetime | None, bool,
+]  # fmt: skip
+
+
+def status_content(state: DeliveryState, status: str) -> StatusContent:
+    """The delivery's `delivery_status` row as a tuple without the version, given the status its
+    sightings fold to: the lifecycle compares it with the last emitted row, and builds a row
+    only to emit it."""
+    order, site = state.order, state.site
+    return (
+        state.delivery_id,
+        "" if order is None else order[3],
+        "" if site is None else site[3],
+        status,
+        state.released_at,
+        state.first_wms_at,
+        state.dispatched_at,
+        state.gi_posted_at,
+        state.picked_up_at if state.picked_up_at is not None else state.first_in_transit_at,
+        state.delivered_at,
+        state.invoiced_at,
+        state.out_of_sequence,
+    )

@@ -44,7 +44,7 @@ from operators.alerts import (
 )
 from operators.handoffs import Handoff, SyncLatency
 from operators.model import CanonicalEvent, SourceKind
-from operators.records import copy_with
+from operators.records import copy_with, pickled_as_values
 
 # Which system's ids win when events disagree: the ERP owns orders and shipping points.
 _KIND_PRIORITY = {SourceKind.ERP: 0, SourceKind.WMS: 1, SourceKind.CARRIER: 2, SourceKind.SNAPSHOT: 3}
@@ -71,6 +71,7 @@ def value_of(chosen: Candidate | None) -> str:
     return "" if chosen is None else chosen[3]
 
 
+@pickled_as_values
 @dataclass(slots=True)
 class ToSighting:
     """A to-event as far as alerts need it. Never changed once built (not `frozen` only because
@@ -81,6 +82,7 @@ class ToSighting:
     event_id: str
 
 
+@pickled_as_values
 @dataclass(slots=True)
 class HandoffTrack:
     """What one delivery has seen of one handoff, plus the rows last emitted for it.
@@ -243,30 +245,35 @@ def render_alerts(
     deadline = from_at + handoff.sla
     if watermark < deadline:
         return ()  # W only grows and deadlines only move earlier: nothing was emitted either
-    sla = _human(handoff.sla_ms)
-    base = {"from_event_id": track.from_event_id, "from_at": from_at, "deadline": deadline, "sla_ms": handoff.sla_ms}
     current: list[Alert] = []
     in_time = [seen for seen in track.to_seen if seen.received_at < deadline]
-    if not in_time and track.to_at is None:
-        details = details_json(**base, summary=f"no answer by the deadline (sla {sla})")
-        current.append(_alert(HANDOFF_MISSING, track, handoff, delivery_id, deadline, None, details))
-    elif not in_time and track.to_at is not None:
-        latency_ms = duration_ms(track.to_at - from_at)
-        breached = latency_ms > handoff.sla_ms
-        verdict = "breached" if breached else "within sla, but received after the deadline"
-        details = details_json(
-            **base,
-            to_event_id=track.to_event_id,
-            to_at=track.to_at,
-            latency_ms=latency_ms,
-            breached=breached,
-            summary=f"arrived late, latency {_human(latency_ms)} (sla {sla}, {verdict})",
-        )
-        resolved_at = max(track.to_at, deadline)
-        current.append(_alert(HANDOFF_MISSING, track, handoff, delivery_id, deadline, resolved_at, details))
-    elif in_time:
-        first = min(in_time, key=lambda seen: (seen.to_time, seen.event_id))
-        if first.to_time > deadline:
+    first = min(in_time, key=lambda seen: (seen.to_time, seen.event_id)) if in_time else None
+    if first is None or first.to_time > deadline:  # else: answered in time, no alert
+        sla = _human(handoff.sla_ms)
+        base = {
+            "from_event_id": track.from_event_id,
+            "from_at": from_at,
+            "deadline": deadline,
+            "sla_ms": handoff.sla_ms,
+        }
+        if first is None and track.to_at is None:
+            details = details_json(**base, summary=f"no answer by the deadline (sla {sla})")
+            current.append(_alert(HANDOFF_MISSING, track, handoff, delivery_id, deadline, None, details))
+        elif first is None and track.to_at is not None:
+            latency_ms = duration_ms(track.to_at - from_at)
+            breached = latency_ms > handoff.sla_ms
+            verdict = "breached" if breached else "within sla, but received after the deadline"
+            details = details_json(
+                **base,
+                to_event_id=track.to_event_id,
+                to_at=track.to_at,
+                latency_ms=latency_ms,
+                breached=breached,
+                summary=f"arrived late, latency {_human(latency_ms)} (sla {sla}, {verdict})",
+            )
+            resolved_at = max(track.to_at, deadline)
+            current.append(_alert(HANDOFF_MISSING, track, handoff, delivery_id, deadline, resolved_at, details))
+        elif first is not None:
             latency_ms = duration_ms(first.to_time - from_at)
             details = details_json(
                 **base,
@@ -278,8 +285,9 @@ def render_alerts(
                 "received before the deadline but stamped after it",
             )
             current.append(_alert(HANDOFF_LATE, track, handoff, delivery_id, deadline, first.to_time, details))
-    live = {alert.alert_id for alert in current}
-    current.extend(_withdrawn(emitted, track.version) for emitted in track.alerts if emitted.alert_id not in live)
+    if track.alerts:
+        live = {alert.alert_id for alert in current}
+        current.extend(_withdrawn(emitted, track.version) for emitted in track.alerts if emitted.alert_id not in live)
     return tuple(current)
 
 

@@ -15,78 +15,36 @@ an event that changes nothing visible only bumps the count, and that version-onl
 emitted at the next `advance()` (so the final version does not depend on the order, without a
 row for every such event).
 
-The status fold and the `delivery_status` row live in `operators.delivery_status`.
+The per-delivery record (`DeliveryState`), the status fold and the `delivery_status` row live in
+`operators.delivery_status`, the per-handoff tracks in `operators.handoff_tracks`. The records are
+changed in place, copied on write after a snapshot (`DeliveryLifecycle._own`).
 """
 
 from __future__ import annotations
 
 import heapq
-from bisect import insort
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeAlias, TypeVar
 
 from operators.alerts import Alert
+
+# DeliveryState is imported from here by states pickled before it moved to delivery_status.
 from operators.delivery_status import (
     TERMINAL,
+    DeliveryState,
     DeliveryStatus,
-    StatusSighting,
+    apply_event,
     fold_status,
-    out_of_sequence,
-    status_of,
+    private_copy,
+    status_content,
 )
-from operators.handoff_tracks import (
-    Candidate,
-    HandoffTrack,
-    better,
-    candidate,
-    copy_track,
-    fact_content,
-    record,
-    render_alerts,
-)
+from operators.handoff_tracks import HandoffTrack, candidate, fact_content, record, render_alerts
 from operators.handoffs import DEFAULT_HANDOFFS, Handoff, HandoffMatcher, SyncLatency
-from operators.model import CanonicalEvent, EventType, Milestone, SourceKind
+from operators.model import CanonicalEvent
 from operators.records import content_getter, same_but_version
 
-_WMS_WORK = frozenset({EventType.PICK_CONFIRMED, EventType.PACK_CONFIRMED, EventType.SHIPMENT_DISPATCHED})
-
-
 LifecycleOutput: TypeAlias = DeliveryStatus | SyncLatency | Alert
-
-
-@dataclass(slots=True)
-class DeliveryState:
-    """Everything one delivery needs.
-
-    Mutable working state, changed in place by the `DeliveryLifecycle` that holds it: copying
-    the record on every event cost more than everything else the event does. A snapshot shares
-    the records, so the lifecycle copies one (`_private_copy`) before its first change after a
-    snapshot (copy-on-write, see `DeliveryLifecycle._own`).
-
-    Discarded when: the delivery is terminal (DELIVERED / RETURNED / CANCELLED, invoiced or not)
-    and W >= last_received_at + retention, or whatever its status when W >= last_received_at +
-    idle_retention (no event for that long). An event that arrives afterwards starts a new state
-    whose versions restart at 1: its rows lose against the retained ones in ReplacingMergeTree.
-    """
-
-    delivery_id: str
-    event_ids: set[str] = field(default_factory=set)  # dedup; len() is the DeliveryStatus version
-    last_received_at: datetime | None = None
-    order: Candidate | None = None  # ERP first, then earliest (operators.handoff_tracks.candidate)
-    site: Candidate | None = None
-    released_at: datetime | None = None
-    first_wms_at: datetime | None = None
-    dispatched_at: datetime | None = None
-    gi_posted_at: datetime | None = None
-    picked_up_at: datetime | None = None  # carrier PICKED_UP
-    first_in_transit_at: datetime | None = None  # carrier IN_TRANSIT, used when no PICKED_UP is known
-    delivered_at: datetime | None = None
-    invoiced_at: datetime | None = None
-    sightings: list[StatusSighting] = field(default_factory=list)  # sorted
-    out_of_sequence: bool = False
-    tracks: list[HandoffTrack] = field(default_factory=list)  # one per configured handoff, same order
-    row: DeliveryStatus | None = None  # last emitted
 
 
 @dataclass
@@ -109,108 +67,12 @@ class LifecycleState:
     open_alerts: int = 0
 
 
-def _earliest(current: datetime | None, new: datetime) -> datetime:
-    return new if current is None or new < current else current
-
-
-def apply_event(state: DeliveryState, event: CanonicalEvent, order: Candidate | None, site: Candidate | None) -> bool:
-    """Fold one new event into the delivery, in place, except its handoff tracks (the caller has
-    checked it is not a duplicate; `order` / `site` are the event's candidates).
-
-    Returns whether the event is status-bearing (it changed the sightings).
-    """
-    at, received, event_id, event_type = event.occurred_at, event.received_at, event.event_id, event.event_type
-    state.event_ids.add(event_id)
-    state.last_received_at = max(state.last_received_at or received, received)
-    state.order = better(state.order, order)
-    state.site = better(state.site, site)
-    if event_type == EventType.ORDER_RELEASED:
-        state.released_at = _earliest(state.released_at, at)
-    if event_type in _WMS_WORK and event.source_kind == SourceKind.WMS:
-        state.first_wms_at = _earliest(state.first_wms_at, at)
-    if event_type == EventType.SHIPMENT_DISPATCHED:
-        state.dispatched_at = _earliest(state.dispatched_at, at)
-    if event_type == EventType.GOODS_ISSUE_POSTED:
-        state.gi_posted_at = _earliest(state.gi_posted_at, at)
-    if event_type == EventType.INVOICE_POSTED:
-        state.invoiced_at = _earliest(state.invoiced_at, at)
-    if event_type == EventType.CARRIER_STATUS:
-        if event.milestone == Milestone.PICKED_UP:
-            state.picked_up_at = _earliest(state.picked_up_at, at)
-        elif event.milestone == Milestone.IN_TRANSIT:
-            state.first_in_transit_at = _earliest(state.first_in_transit_at, at)
-        elif event.milestone == Milestone.DELIVERED:
-            state.delivered_at = _earliest(state.delivered_at, at)
-    status = status_of(event)
-    if status is None:
-        return False
-    sighting = StatusSighting(at, event_id, status, received)
-    state.out_of_sequence = state.out_of_sequence or out_of_sequence(state.sightings, sighting)
-    insort(state.sightings, sighting)
-    return True
-
-
-def _private_copy(state: DeliveryState) -> DeliveryState:
-    """A copy that shares nothing mutable with `state` (it may be held by a snapshot)."""
-    return DeliveryState(
-        delivery_id=state.delivery_id,
-        event_ids=set(state.event_ids),
-        last_received_at=state.last_received_at,
-        order=state.order,
-        site=state.site,
-        released_at=state.released_at,
-        first_wms_at=state.first_wms_at,
-        dispatched_at=state.dispatched_at,
-        gi_posted_at=state.gi_posted_at,
-        picked_up_at=state.picked_up_at,
-        first_in_transit_at=state.first_in_transit_at,
-        delivered_at=state.delivered_at,
-        invoiced_at=state.invoiced_at,
-        sightings=list(state.sightings),
-        out_of_sequence=state.out_of_sequence,
-        tracks=[copy_track(track) for track in state.tracks],
-        row=state.row,
-    )
-
-
 def _aligned(tracks: list[HandoffTrack], handoffs: tuple[Handoff, ...]) -> list[HandoffTrack]:
     """Tracks in handoff order; re-keyed by name when the configuration changed across a restart."""
     if len(tracks) == len(handoffs) and all(t.handoff == h.name for t, h in zip(tracks, handoffs, strict=True)):
         return tracks
     by_name = {track.handoff: track for track in tracks}
     return [by_name.get(handoff.name) or HandoffTrack(handoff.name) for handoff in handoffs]
-
-
-# (DeliveryStatus fields but the version, in declaration order) of the current status.
-StatusContent = tuple[
-    str, str, str, str, datetime | None, datetime | None, datetime | None, datetime | None,
-    datetime | None, datetime | None, datetime | None, bool,
-]  # fmt: skip
-
-
-def status_content(state: DeliveryState, status: str) -> StatusContent:
-    """What `render_status` would return, as a tuple without the version, given the status the
-    sightings fold to: compared with the last emitted row, so that the row is built only when
-    it is emitted."""
-    order, site = state.order, state.site
-    return (
-        state.delivery_id,
-        "" if order is None else order[3],
-        "" if site is None else site[3],
-        status,
-        state.released_at,
-        state.first_wms_at,
-        state.dispatched_at,
-        state.gi_posted_at,
-        state.picked_up_at if state.picked_up_at is not None else state.first_in_transit_at,
-        state.delivered_at,
-        state.invoiced_at,
-        state.out_of_sequence,
-    )
-
-
-def render_status(state: DeliveryState) -> DeliveryStatus:
-    return DeliveryStatus(*status_content(state, fold_status(state.sightings)), version=len(state.event_ids))
 
 
 Row = TypeVar("Row", DeliveryStatus, SyncLatency, Alert)
@@ -364,7 +226,7 @@ class DeliveryLifecycle:
         """
         if delivery_id in self._owned:
             return delivery
-        delivery = self.state.deliveries[delivery_id] = _private_copy(delivery)
+        delivery = self.state.deliveries[delivery_id] = private_copy(delivery)
         if not self._is_aligned(delivery.tracks):
             delivery.tracks = _aligned(delivery.tracks, self.handoffs)
         self._owned.add(delivery_id)

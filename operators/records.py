@@ -1,4 +1,5 @@
-"""Fast copy-with-changes and content comparison for the frozen row and state records.
+"""Fast copy-with-changes and content comparison for the frozen row and state records, and the
+pickle format of the mutable state records.
 
 `dataclasses.replace` re-runs `__init__` with keyword handling and costs ~20 µs; the lifecycle
 calls it several times per event. These records have no `__post_init__`, so copying the slots
@@ -13,6 +14,7 @@ from dataclasses import fields
 from typing import Any, TypeVar
 
 Record = TypeVar("Record")
+Cls = TypeVar("Cls", bound=type)
 
 _NAMES: dict[type, tuple[str, ...]] = {}
 _CONTENT: dict[type, Callable[[Any], Any]] = {}
@@ -60,3 +62,22 @@ def same_but_version(a: object, b: object) -> bool:
         return False
     getter = _CONTENT.get(cls) or content_getter(cls)
     return bool(getter(a) == getter(b))
+
+
+def pickled_as_values(cls: Cls) -> Cls:
+    """Class decorator: pickle a mutable slots dataclass as a frozen one is, as the list of its
+    field values, so that states pickled while the class was frozen load (and the other way).
+    """
+    names = tuple(f.name for f in fields(cls))
+
+    def getstate(self: object) -> list[object]:
+        return [getattr(self, name) for name in names]
+
+    def setstate(self: object, state: list[object]) -> None:
+        for name, value in zip(names, state, strict=True):
+            setattr(self, name, value)
+
+    # setattr: mypy does not let a method be assigned on a class
+    setattr(cls, "__getstate__", getstate)  # noqa: B010
+    setattr(cls, "__setstate__", setstate)  # noqa: B010
+    return cls
