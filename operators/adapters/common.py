@@ -38,3 +38,12 @@ def opt_str(value: object) -> str | None:
         stripped = value.strip()
         return stripped or None
     return None
+
+
+def describe(value: object) -> str:
+    """A bad value, for an error message: short strings quoted, anything else by its type."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return f"{value!r}" if len(value) <= 40 else "a long string"
+    return type(value).__name__

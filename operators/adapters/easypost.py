@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from operators.adapters.common import decode_json, opt_str, schema_error
+from operators.adapters.common import decode_json, describe, opt_str, schema_error
 from operators.master import MasterData
 from operators.model import (
     AdapterResult,
@@ -123,12 +123,12 @@ def adapt_easypost(raw: RawMessage, master: MasterData) -> AdapterResult:
         if kind == "Event":
             description = doc.get("description")
             if not isinstance(description, str):
-                raise _Invalid(f"Event.description: expected a string, got {_kind(description)}")
+                raise _Invalid(f"Event.description: expected a string, got {describe(description)}")
             if not description.startswith("tracker."):
                 return ignored(f"EasyPost event {description!r} is not a tracker event")
             tracker = doc.get("result")
             if not isinstance(tracker, dict) or tracker.get("object", "Tracker") != "Tracker":
-                raise _Invalid(f"Event.result: expected a Tracker object, got {_kind(tracker)}")
+                raise _Invalid(f"Event.result: expected a Tracker object, got {describe(tracker)}")
             recorded_at = _time(doc.get("created_at"), "Event.created_at")
             return _tracker_events(raw, tracker, recorded_at, webhook=doc)
         if kind == "Tracker":
@@ -137,16 +137,16 @@ def adapt_easypost(raw: RawMessage, master: MasterData) -> AdapterResult:
         return schema_error(raw, ADAPTER, f"EasyPost: {exc}")
     if isinstance(kind, str) and kind:
         return dead(raw, DeadLetterReason.UNSUPPORTED, ADAPTER, f"EasyPost object {kind!r} is not an Event")
-    return schema_error(raw, ADAPTER, f"EasyPost: object: expected 'Event' or 'Tracker', got {_kind(kind)}")
+    return schema_error(raw, ADAPTER, f"EasyPost: object: expected 'Event' or 'Tracker', got {describe(kind)}")
 
 
 def _tracker_events(raw: RawMessage, tracker: _Json, recorded_at: datetime, webhook: _Json | None) -> AdapterResult:
     tracking_code = opt_str(tracker.get("tracking_code"))
     if tracking_code is None:
-        raise _Invalid(f"Tracker.tracking_code: required, got {_kind(tracker.get('tracking_code'))}")
+        raise _Invalid(f"Tracker.tracking_code: required, got {describe(tracker.get('tracking_code'))}")
     details = tracker.get("tracking_details")
     if not isinstance(details, list):
-        raise _Invalid(f"Tracker.tracking_details: expected a list, got {_kind(details)}")
+        raise _Invalid(f"Tracker.tracking_details: expected a list, got {describe(details)}")
     if not details:
         return ignored(f"tracker {tracking_code} has no tracking details yet")
     carrier = opt_str(tracker.get("carrier"))
@@ -175,7 +175,7 @@ def _tracker_events(raw: RawMessage, tracker: _Json, recorded_at: datetime, webh
     events: dict[str, CanonicalEvent] = {}
     for index, detail in enumerate(details):
         if not isinstance(detail, dict):
-            raise _Invalid(f"Tracker.tracking_details[{index}]: expected an object, got {_kind(detail)}")
+            raise _Invalid(f"Tracker.tracking_details[{index}]: expected an object, got {describe(detail)}")
         event = _detail_event(shared, detail, index)
         # Two identical details in one history are one fact.
         events.setdefault(event.event_id, event)
@@ -255,7 +255,7 @@ def _text(detail: _Json, name: str, index: int) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise _Invalid(f"{_where(index)}.{name}: expected a string, got {_kind(value)}")
+        raise _Invalid(f"{_where(index)}.{name}: expected a string, got {describe(value)}")
     return value.strip()
 
 
@@ -264,11 +264,3 @@ def _time(value: object, field_name: str) -> datetime:
         return parse_iso(value, field_name=field_name)[0]
     except (ValueError, OverflowError) as exc:  # TimeParseError is a ValueError
         raise _Invalid(str(exc)) from exc
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, str):
-        return f"{value!r}" if len(value) <= 40 else "a long string"
-    return type(value).__name__

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import NamedTuple
 
-from operators.adapters.common import decode_json, opt_str, schema_error
+from operators.adapters.common import decode_json, describe, opt_str, schema_error
 from operators.master import MasterData, unmapped
 from operators.model import (
     AdapterResult,
@@ -102,7 +102,7 @@ def adapt_sap(raw: RawMessage, master: MasterData) -> AdapterResult:
         return ignored(f"unsupported event type {envelope.type}")
     try:
         if not isinstance(envelope.data, dict):
-            raise _Invalid(f"data: expected an object, got {_kind(envelope.data)}")
+            raise _Invalid(f"data: expected an object, got {describe(envelope.data)}")
         return handler(_Context(envelope, envelope.data, raw, master))
     except _Invalid as exc:
         return schema_error(raw, ADAPTER, f"{_short_type(envelope.type)} {envelope.ce_id}: {exc}")
@@ -115,7 +115,7 @@ def _read_envelope(doc: _Json) -> _Envelope:
     for name in ("type", "source", "id", "time"):
         value = doc.get(name)
         if not isinstance(value, str) or not value.strip():
-            raise _Invalid(f"{name}: expected a non-empty string, got {_kind(value)}")
+            raise _Invalid(f"{name}: expected a non-empty string, got {describe(value)}")
         fields[name] = value.strip()
     try:
         time = parse_iso(fields["time"], field_name="time")
@@ -173,7 +173,7 @@ class _Context:
         found = (self.data if data is None else data).get(name)
         value = opt_str(found)
         if value is None:
-            raise _Invalid(f"{where}.{name}: required, got {_kind(found)}")
+            raise _Invalid(f"{where}.{name}: required, got {describe(found)}")
         return value
 
     def occurred(self, name: str) -> _Timed:
@@ -220,7 +220,7 @@ def _delivery_event(ctx: _Context, event_type: EventType, occurred: _Timed) -> A
     # OData's own key is DeliveryDocument; the business event names it OutboundDelivery.
     delivery_id = opt_str(ctx.data.get("OutboundDelivery")) or opt_str(ctx.data.get("DeliveryDocument"))
     if delivery_id is None:
-        raise _Invalid(f"data.OutboundDelivery: required, got {_kind(ctx.data.get('OutboundDelivery'))}")
+        raise _Invalid(f"data.OutboundDelivery: required, got {describe(ctx.data.get('OutboundDelivery'))}")
     items = _items(ctx.data.get("to_DeliveryDocumentItem"), "data.to_DeliveryDocumentItem")
     lines = tuple(
         ctx.line(item, f"data.to_DeliveryDocumentItem[{index}]", _DELIVERY_LINE) for index, item in enumerate(items)
@@ -348,17 +348,17 @@ def _items(value: object, where: str) -> list[_Json]:
     if isinstance(value, dict) and "results" in value:
         value = value["results"]
     if not isinstance(value, list):
-        raise _Invalid(f"{where}: expected a list, got {_kind(value)}")
+        raise _Invalid(f"{where}: expected a list, got {describe(value)}")
     for index, item in enumerate(value):
         if not isinstance(item, dict):
-            raise _Invalid(f"{where}[{index}]: expected an object, got {_kind(item)}")
+            raise _Invalid(f"{where}[{index}]: expected an object, got {describe(item)}")
     return value
 
 
 def _quantity(value: object, where: str) -> float:
     """OData v2 serializes Edm.Decimal as a string ("10.000"); numbers are accepted too."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise _Invalid(f"{where}: expected a number, got {_kind(value)}")
+        raise _Invalid(f"{where}: expected a number, got {describe(value)}")
     try:
         amount = float(value.strip() if isinstance(value, str) else value)
     except (ValueError, OverflowError) as exc:
@@ -372,11 +372,3 @@ def _short_type(event_type: str) -> str:
     """`sap.s4.beh.salesorder.v1.SalesOrder.Created.v1` -> `SalesOrder.Created`."""
     parts = event_type.split(".")
     return ".".join(parts[-3:-1]) if len(parts) >= 3 else event_type
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, str):
-        return f"{value!r}" if len(value) <= 40 else "a long string"
-    return type(value).__name__
