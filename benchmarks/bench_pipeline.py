@@ -50,7 +50,7 @@ def peak_rss_mib() -> float:
 
 
 def part_ceiling(replay: Path, master_dir: Path) -> dict[str, float]:
-    from operators.normalize import DEFAULT_TOPIC_ADAPTERS, Normalizer
+    from operators.ingest.normalize import DEFAULT_TOPIC_ADAPTERS, Normalizer
     from sources.master_files import load_master
     from sources.replay import parse_line
 

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from flows.settings import Settings, SettingsError, build_settings
-from operators.master_csv import MasterDataError
+from operators.formats.master_csv import MasterDataError
 from sinks.store import StoreConfig, StoreError, connect
 from sources.kafka import KafkaUnavailableError
 

@@ -1,4 +1,4 @@
-"""Build the domain core's configuration (operators.core.CoreConfig) from the settings.
+"""Build the domain core's configuration (operators.domain.core.CoreConfig) from the settings.
 
 `[inventory]` in the config file:
     tolerance = 0            # |unexplained_delta| allowed, in the sku's unit
@@ -19,9 +19,9 @@ from datetime import timedelta
 from typing import Any
 
 from flows.settings import Settings, SettingsError
-from operators.core import CoreConfig
-from operators.handoffs import DEFAULT_HANDOFFS, HandoffConfigError, parse_handoffs
-from operators.inventory_units import GraceConfig, ToleranceConfig
+from operators.domain.core import CoreConfig
+from operators.domain.handoffs import DEFAULT_HANDOFFS, HandoffConfigError, parse_handoffs
+from operators.domain.inventory_units import GraceConfig, ToleranceConfig
 
 _KNOWN = {"tolerance", "grace_minutes", "sites", "skus", "site_skus"}
 

@@ -1,4 +1,4 @@
-"""The bytewax wrapper of operators.core.DomainCore (one key: "core").
+"""The bytewax wrapper of operators.domain.core.DomainCore (one key: "core").
 
 Event time comes in as ticks (operators/watermark.py), never from `notify_at`. The only use of
 the system clock is live mode: when no input arrived for `idle_timeout`, W moves on with the
@@ -14,10 +14,10 @@ import bytewax.operators as op
 from typing_extensions import override
 
 from flows.snapshots import freeze, thaw
-from operators.core import CoreConfig, CoreState, DomainCore, DomainOutput
+from operators.domain.core import CoreConfig, CoreState, DomainCore, DomainOutput
+from operators.domain.watermark import Tick
 from operators.master import MasterData
 from operators.model import CanonicalEvent
-from operators.watermark import Tick
 
 CORE_KEY = "core"
 

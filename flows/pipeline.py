@@ -23,7 +23,12 @@ from typing_extensions import override
 
 from flows.domain import CORE_KEY, CoreLogic
 from flows.snapshots import freeze, thaw
-from operators.accounting import (
+from operators.domain.alerts import Alert
+from operators.domain.core import CoreConfig, DomainOutput
+from operators.domain.inventory_units import InventoryDelta, InventoryPosition
+from operators.domain.watermark import Tick
+from operators.formats.timeparse import to_epoch_ms
+from operators.ingest.accounting import (
     Claim,
     DedupState,
     EventDedup,
@@ -34,14 +39,9 @@ from operators.accounting import (
     bucket_of,
     split_result,
 )
-from operators.alerts import Alert
-from operators.core import CoreConfig, DomainOutput
-from operators.inventory_units import InventoryDelta, InventoryPosition
+from operators.ingest.normalize import Normalizer
 from operators.master import EMPTY_MASTER, MasterData
 from operators.model import CanonicalEvent, DeadLetter, RawMessage
-from operators.normalize import Normalizer
-from operators.timeparse import to_epoch_ms
-from operators.watermark import Tick
 from sinks.clickhouse import ClickHouseSink, SinkItem
 from sinks.kafka_out import dead_letter_message
 from sources.replay import INVALID_TOPIC

@@ -22,10 +22,10 @@ from typing_extensions import override
 from flows.core_config import build_core_config
 from flows.pipeline import build_flow, kafka_partition, replay_stream
 from flows.settings import Settings, SettingsError
-from operators.alerts import Alert
+from operators.domain.alerts import Alert
+from operators.ingest.normalize import Normalizer
 from operators.master import EMPTY_MASTER, MasterData
 from operators.model import RawMessage
-from operators.normalize import Normalizer
 from sinks.clickhouse import ClickHouseSink, SinkConfig, SinkCounters
 from sinks.kafka_out import alert_message, kafka_sink
 from sinks.store import StoreConfig, connect, migrate

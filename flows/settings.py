@@ -14,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from operators.normalize import DEFAULT_TOPIC_ADAPTERS
+from operators.ingest.normalize import DEFAULT_TOPIC_ADAPTERS
 from sinks.store import DEFAULT_DATABASE, DEFAULT_DSN
 
 
@@ -44,7 +44,7 @@ class Settings:
     idle_timeout_s: float = 30.0
     alert_webhook: str | None = None
     alert_webhook_drain_s: float = 10.0  # at the end of a run, how long to wait for queued alert posts
-    # [[handoffs]] tables of the config file (operators.handoffs.parse_handoffs); empty = the defaults
+    # [[handoffs]] tables of the config file (operators.domain.handoffs.parse_handoffs); empty = the defaults
     handoffs: tuple[Mapping[str, Any], ...] = ()
     # [inventory] table: tolerance, grace_minutes, and [inventory.sites.<site>] / [inventory.skus.<sku>]
     inventory: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import orjson
 
-from operators.timeparse import to_epoch_ms
+from operators.formats.timeparse import to_epoch_ms
+from simulator.scenario import SimConfig, simulate
 from sources.replay import write_replay
-from sources.simulator import SimConfig, simulate
 
 
 def write_scenario(out: Path, master_out: Path | None, *, seed: int, deliveries: int) -> int:

@@ -18,12 +18,12 @@ from typing import Any
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from typing_extensions import override
 
-from operators.accounting import MessageOutcome
-from operators.alerts import Alert
-from operators.core import DomainOutput
-from operators.delivery_status import DeliveryStatus
-from operators.handoffs import SyncLatency
-from operators.inventory_units import InventoryDelta, InventoryPosition
+from operators.domain.alerts import Alert
+from operators.domain.core import DomainOutput
+from operators.domain.delivery_status import DeliveryStatus
+from operators.domain.handoffs import SyncLatency
+from operators.domain.inventory_units import InventoryDelta, InventoryPosition
+from operators.ingest.accounting import MessageOutcome
 from operators.model import CanonicalEvent, DeadLetter
 from sinks import rows
 from sinks.store import StoreConfig, chdb_lock, connect

@@ -8,9 +8,9 @@ from datetime import datetime
 import orjson
 from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
 
-from operators.alerts import Alert
+from operators.domain.alerts import Alert
+from operators.formats.timeparse import to_epoch_ms
 from operators.model import DeadLetter
-from operators.timeparse import to_epoch_ms
 from sinks.rows import ALERT_COLUMNS
 
 DEAD_LETTER_TOPIC = "logisync.dead_letters"

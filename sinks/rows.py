@@ -14,13 +14,13 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from operators.accounting import DEAD_LETTERED, DUPLICATE, IGNORED, NORMALIZED, MessageOutcome
-from operators.alerts import Alert
-from operators.delivery_status import DeliveryStatus
-from operators.handoffs import SyncLatency
-from operators.inventory_units import InventoryDelta, InventoryPosition
+from operators.domain.alerts import Alert
+from operators.domain.delivery_status import DeliveryStatus
+from operators.domain.handoffs import SyncLatency
+from operators.domain.inventory_units import InventoryDelta, InventoryPosition
+from operators.formats.timeparse import to_epoch_ms
+from operators.ingest.accounting import DEAD_LETTERED, DUPLICATE, IGNORED, NORMALIZED, MessageOutcome
 from operators.model import CanonicalEvent, DeadLetter
-from operators.timeparse import to_epoch_ms
 
 EVENT_COLUMNS = (
     "event_id",

@@ -23,7 +23,7 @@ import orjson
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from typing_extensions import override
 
-from operators.alerts import Alert
+from operators.domain.alerts import Alert
 from sinks.kafka_out import alert_payload
 
 log = logging.getLogger(__name__)

@@ -1,14 +1,14 @@
 """Load master data from a directory (`--master DIR`, design.md 2.4): products.csv and sites.csv.
 
-Thin I/O: reading the two files; parsing and validation live in `operators.master_csv`.
+Thin I/O: reading the two files; parsing and validation live in `operators.formats.master_csv`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from operators.formats.master_csv import MasterDataError, parse_master
 from operators.master import MasterData
-from operators.master_csv import MasterDataError, parse_master
 
 PRODUCTS_FILE = "products.csv"
 SITES_FILE = "sites.csv"

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from flows.settings import ENV_VARS, KAFKA_ENV_PREFIX, Settings, from_env
-from operators.normalize import DEFAULT_TOPIC_ADAPTERS
+from operators.ingest.normalize import DEFAULT_TOPIC_ADAPTERS
 from sinks.kafka_out import ALERTS_TOPIC, DEAD_LETTER_TOPIC
 from sinks.store import StoreConfig
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from operators.adapters.common import decode_json, describe, opt_str, schema_error
+from operators.formats.timeparse import parse_iso
 from operators.master import MasterData
 from operators.model import (
     AdapterResult,
@@ -53,7 +54,6 @@ from operators.model import (
     ignored,
     ok,
 )
-from operators.timeparse import parse_iso
 
 ADAPTER = "easypost"
 SOURCE_FORMAT = "easypost"

@@ -21,7 +21,8 @@ from typing import Any
 import orjson
 
 from operators.adapters.common import decode_json, schema_error
-from operators.gs1 import cbv_term, gln_from_location, parse_product_id, sscc_from_id
+from operators.formats.gs1 import cbv_term, gln_from_location, parse_product_id, sscc_from_id
+from operators.formats.timeparse import TimeParseError, parse_iso
 from operators.master import MasterData, unmapped
 from operators.model import (
     AdapterResult,
@@ -37,7 +38,6 @@ from operators.model import (
     ignored,
     ok,
 )
-from operators.timeparse import TimeParseError, parse_iso
 
 ADAPTER = "epcis"
 

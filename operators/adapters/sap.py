@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from operators.adapters.common import decode_json, describe, opt_str, schema_error
+from operators.formats.timeparse import parse_iso, parse_sap_datetime
 from operators.master import MasterData, unmapped
 from operators.model import (
     AdapterResult,
@@ -36,7 +37,6 @@ from operators.model import (
     ignored,
     ok,
 )
-from operators.timeparse import parse_iso, parse_sap_datetime
 
 ADAPTER = "sap_ce"
 SOURCE_FORMAT = "sap-ce"

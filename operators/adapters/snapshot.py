@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from operators.adapters.common import decode_json, schema_error
+from operators.formats.timeparse import parse_iso
 from operators.master import MasterData, unmapped
 from operators.model import (
     AdapterResult,
@@ -26,7 +27,6 @@ from operators.model import (
     TimePrecision,
     ok,
 )
-from operators.timeparse import parse_iso
 
 ADAPTER = "snapshot"
 SOURCE_FORMAT = "snapshot"

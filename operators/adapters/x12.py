@@ -16,10 +16,10 @@ from collections.abc import Callable
 from operators.adapters.x12_214 import events_214
 from operators.adapters.x12_support import SetContext, X12SchemaError
 from operators.adapters.x12_warehouse import events_945, events_947
+from operators.formats.x12 import X12ParseError, parse_x12
+from operators.formats.x12_time import X12TimeError, group_timestamp
 from operators.master import MasterData
 from operators.model import AdapterResult, CanonicalEvent, DeadLetterReason, RawMessage, dead, ignored, ok
-from operators.x12 import X12ParseError, parse_x12
-from operators.x12_time import X12TimeError, group_timestamp
 
 ADAPTER = "x12"
 

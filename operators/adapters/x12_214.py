@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from operators.adapters.x12_support import SetContext
+from operators.formats.x12 import Segment
+from operators.formats.x12_time import X12TimeError, to_utc
 from operators.model import CanonicalEvent, EventTemplate, EventType, Milestone, SourceKind, content_id
-from operators.x12 import Segment
-from operators.x12_time import X12TimeError, to_utc
 
 SOURCE_FORMAT = "x12-214"
 

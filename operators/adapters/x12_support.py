@@ -10,9 +10,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from operators.formats.x12 import Segment, TransactionSet
 from operators.master import MasterData, unmapped
 from operators.model import RawMessage
-from operators.x12 import Segment, TransactionSet
 
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from operators.adapters.x12_support import SetContext, map_product, map_site, parse_quantity, product_ids
+from operators.formats.x12 import Segment
+from operators.formats.x12_time import ResolvedTime, X12TimeError, to_utc
 from operators.model import CanonicalEvent, EventType, Line, SourceKind, content_id
-from operators.x12 import Segment
-from operators.x12_time import ResolvedTime, X12TimeError, to_utc
 
 FORMAT_945 = "x12-945"
 FORMAT_947 = "x12-947"

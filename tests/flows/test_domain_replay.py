@@ -13,9 +13,9 @@ import pytest
 
 from flows.run import run_pipeline
 from flows.settings import Settings
+from simulator.scenario import Scenario, SimConfig, simulate
 from sinks.store import StoreConfig, connect, migrate, query_rows
 from sources.replay import write_replay
-from sources.simulator import Scenario, SimConfig, simulate
 
 pytestmark = pytest.mark.clickhouse
 

@@ -15,11 +15,11 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from flows.run import run_pipeline
 from flows.settings import Settings
 from flows.summary import RunSummary, read_summary
-from operators.normalize import DEFAULT_TOPIC_ADAPTERS
-from operators.timeparse import to_epoch_ms
+from operators.formats.timeparse import to_epoch_ms
+from operators.ingest.normalize import DEFAULT_TOPIC_ADAPTERS
+from simulator.scenario import SimConfig, simulate
 from sinks.store import StoreConfig, connect, migrate, query_rows
 from sources.replay import write_replay
-from sources.simulator import SimConfig, simulate
 from tests.flows.test_pipeline import messages
 from tests.kafka_broker import create_topics
 

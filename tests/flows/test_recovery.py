@@ -17,12 +17,12 @@ from bytewax.testing import TestingSource, run_main
 from flows.core_config import build_core_config
 from flows.pipeline import build_flow
 from flows.settings import Settings
-from operators.master_csv import parse_master
+from operators.formats.master_csv import parse_master
+from operators.ingest.normalize import DEFAULT_TOPIC_ADAPTERS, Normalizer
 from operators.model import RawMessage
-from operators.normalize import DEFAULT_TOPIC_ADAPTERS, Normalizer
+from simulator.scenario import SimConfig, simulate
 from sinks.clickhouse import ClickHouseSink, SinkConfig
 from sinks.store import StoreConfig, connect, migrate, query_rows
-from sources.simulator import SimConfig, simulate
 
 pytestmark = pytest.mark.clickhouse
 

@@ -10,8 +10,8 @@ from flows.run import run_pipeline
 from flows.settings import Settings
 from flows.simulate import write_scenario
 from flows.summary import read_summary
+from simulator.scenario import SimConfig, simulate
 from sinks.store import StoreConfig, connect, query_rows
-from sources.simulator import SimConfig, simulate
 
 pytestmark = pytest.mark.clickhouse
 

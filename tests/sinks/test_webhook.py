@@ -15,11 +15,11 @@ import pytest
 
 from flows.run import run_pipeline
 from flows.settings import Settings
-from operators.alerts import Alert
+from operators.domain.alerts import Alert
+from simulator.scenario import SimConfig, simulate
 from sinks.store import StoreConfig, connect, query_rows
 from sinks.webhook import WebhookConfig, WebhookCounters, post_alert
 from sources.replay import write_replay
-from sources.simulator import SimConfig, simulate
 
 T = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 ALERT = Alert("a1", "handoff_missing", "ship_to_erp", "critical", "D1", "D1", "1010", "", "open", T, T, None, "{}", 1)

@@ -1,0 +1,398 @@
+"""Building blocks of the inventory ledger (design.md 3.4): units of measure, tolerances, the
+output rows and the ledger's keyed state. The state machine itself is `operators.domain.inventory`.
+
+Every state class below is a plain dataclass of dicts, sets and tuples (no pydantic, no events)
+so that the flow can snapshot it cheaply; each says when its entries are discarded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from operators.domain.alerts import INVENTORY_MISMATCH, OPEN, RESOLVED, WARNING, Alert, alert_id, details_json
+from operators.master import MasterData
+from operators.model import Line
+
+ERP = "erp"
+WMS = "wms"
+SIDES = (ERP, WMS)
+# Quantities are rounded to this many decimals on output so that float noise (0.1 + 0.2 - 0.3)
+# never reads as drift; every sum is math.fsum, which does not depend on the order of its terms.
+DECIMALS = 9
+
+PositionKey = tuple[str, str, str]  # (site, sku, uom)
+SkuUnit = tuple[str, str]  # (sku, uom) within one site
+Quantities = dict[SkuUnit, float]
+
+
+# -- units of measure ---------------------------------------------------------------------------
+
+
+def normalize_uom(uom: str) -> str:
+    """Unit codes compare case-insensitively (X12 `EA`, UN/ECE Rec 20 `KGM`, SAP `PC` / `pc`)."""
+    return uom.strip().upper()
+
+
+def base_uom(master: MasterData, sku: str) -> str | None:
+    """The sku's base unit from the product master; None for an unknown sku (or one without a unit)."""
+    product = master.product(sku)
+    if product is None or not product.uom.strip():
+        return None
+    return normalize_uom(product.uom)
+
+
+def in_position_unit(line: Line, master: MasterData) -> tuple[SkuUnit, float]:
+    """(sku, uom) of the position a line belongs to, and its quantity in that position's unit.
+
+    The base unit when the line is in it or the master gives a factor for the line's unit
+    (Product.conversions: one alternative unit = factor base units); otherwise the line's own
+    unit, which makes a separate position flagged unit_mismatch: never summed silently.
+    An unknown sku keeps the line's unit as is.
+    """
+    uom = normalize_uom(line.uom)
+    base = base_uom(master, line.sku)
+    if base is None or uom == base:
+        return (line.sku, uom), line.quantity
+    product = master.product(line.sku)
+    for alternative, factor in product.conversions if product else ():
+        if normalize_uom(alternative) == uom:
+            return (line.sku, base), line.quantity * factor
+    return (line.sku, uom), line.quantity
+
+
+def is_unit_mismatch(master: MasterData, sku: str, uom: str) -> bool:
+    base = base_uom(master, sku)
+    return base is not None and uom != base
+
+
+def line_quantities(lines: Iterable[Line], master: MasterData) -> Quantities:
+    """Lines summed per position (an event may list one sku twice)."""
+    parts: dict[SkuUnit, list[float]] = {}
+    for line in lines:
+        key, quantity = in_position_unit(line, master)
+        parts.setdefault(key, []).append(quantity)
+    return {key: math.fsum(values) for key, values in parts.items()}
+
+
+def tidy(quantity: float) -> float:
+    """Rounded for output; `+ 0.0` turns -0.0 into 0.0."""
+    if quantity.is_integer():
+        # Most quantities are whole: nothing to round, and round(x, n) costs a trip through a
+        # decimal string (dtoa and strtod).
+        return quantity + 0.0
+    return round(quantity, DECIMALS) + 0.0
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+_T = TypeVar("_T")
+
+
+def _most_specific(
+    site: str,
+    sku: str,
+    default: _T,
+    by_site: Mapping[str, _T],
+    by_sku: Mapping[str, _T],
+    by_site_sku: Mapping[tuple[str, str], _T],
+) -> _T:
+    # (site, sku) beats sku beats site: a tolerance is in the sku's unit, so the sku is the
+    # more natural override; a site override is for a whole warehouse's habits.
+    if (site, sku) in by_site_sku:
+        return by_site_sku[(site, sku)]
+    if sku in by_sku:
+        return by_sku[sku]
+    return by_site.get(site, default)
+
+
+@dataclass(frozen=True)
+class ToleranceConfig:
+    """|unexplained_delta| allowed per position, in the sku's unit (design.md 3.4: default 0)."""
+
+    default: float = 0.0
+    by_site: Mapping[str, float] = field(default_factory=dict)
+    by_sku: Mapping[str, float] = field(default_factory=dict)
+    by_site_sku: Mapping[tuple[str, str], float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        values = [self.default, *self.by_site.values(), *self.by_sku.values(), *self.by_site_sku.values()]
+        if any(not value >= 0 for value in values):  # `not >=` also catches NaN
+            raise ValueError(f"inventory tolerance: must be >= 0, got {values}")
+
+    def for_position(self, site: str, sku: str) -> float:
+        return _most_specific(site, sku, self.default, self.by_site, self.by_sku, self.by_site_sku)
+
+
+@dataclass(frozen=True)
+class GraceConfig:
+    """How long (of W) a position may stay out of tolerance before the alert opens (default 1 h)."""
+
+    default: timedelta = timedelta(hours=1)
+    by_site: Mapping[str, timedelta] = field(default_factory=dict)
+    by_sku: Mapping[str, timedelta] = field(default_factory=dict)
+    by_site_sku: Mapping[tuple[str, str], timedelta] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        values = [self.default, *self.by_site.values(), *self.by_sku.values(), *self.by_site_sku.values()]
+        if any(value < timedelta(0) for value in values):
+            raise ValueError(f"inventory grace: must be >= 0, got {values}")
+
+    def for_position(self, site: str, sku: str) -> timedelta:
+        return _most_specific(site, sku, self.default, self.by_site, self.by_sku, self.by_site_sku)
+
+
+# -- output rows --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryPosition:
+    """One row of `inventory_positions` (ReplacingMergeTree(version) keyed by site, sku, uom)."""
+
+    site: str
+    sku: str
+    uom: str
+    erp_qty: float
+    wms_qty: float
+    delta: float  # wms_qty - erp_qty
+    in_flight_qty: float  # dispatched by the WMS, goods issue not yet posted in the ERP (>= 0)
+    unexplained_delta: float  # delta - expected_delta, expected_delta = -in_flight_qty
+    erp_as_of: datetime | None  # as_of of the ERP snapshot the position starts from
+    wms_as_of: datetime | None
+    unit_mismatch: bool  # quantities in a unit the product master cannot convert to the base unit
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryDelta:
+    """One row of `inventory_deltas`: the position as it became at `at` (the changing event's occurred_at)."""
+
+    site: str
+    sku: str
+    uom: str
+    erp_qty: float
+    wms_qty: float
+    delta: float
+    in_flight_qty: float
+    unexplained_delta: float
+    erp_as_of: datetime | None
+    wms_as_of: datetime | None
+    unit_mismatch: bool
+    version: int
+    at: datetime
+
+
+def mismatch_entity(site: str, sku: str, uom: str, unit_mismatch: bool) -> str:
+    """`site/sku`; a unit-mismatch position is a separate position of the same sku that may be out
+    of tolerance on its own, so its alert has its own entity (and id): `site/sku/uom`."""
+    return f"{site}/{sku}/{uom}" if unit_mismatch else f"{site}/{sku}"
+
+
+def delta_row(row: InventoryPosition, at: datetime) -> InventoryDelta:
+    return InventoryDelta(
+        site=row.site,
+        sku=row.sku,
+        uom=row.uom,
+        erp_qty=row.erp_qty,
+        wms_qty=row.wms_qty,
+        delta=row.delta,
+        in_flight_qty=row.in_flight_qty,
+        unexplained_delta=row.unexplained_delta,
+        erp_as_of=row.erp_as_of,
+        wms_as_of=row.wms_as_of,
+        unit_mismatch=row.unit_mismatch,
+        version=row.version,
+        at=at,
+    )
+
+
+def _details(row: InventoryPosition, tolerance: float, since: datetime | None) -> str:
+    return details_json(
+        uom=row.uom,
+        unexplained_delta=row.unexplained_delta,
+        erp_qty=row.erp_qty,
+        wms_qty=row.wms_qty,
+        in_flight_qty=row.in_flight_qty,
+        tolerance=tolerance,
+        unit_mismatch=row.unit_mismatch,
+        out_of_tolerance_since=since,
+    )
+
+
+def open_alert(
+    row: InventoryPosition, due_at: datetime, since: datetime | None, tolerance: float, previous: Alert | None
+) -> Alert:
+    """The open version of a position's alert. opened_at = due_at (since + grace), not W: the same
+    events give the same alert however often the flow advances the watermark. Reopening after a
+    resolution continues the versions of the same alert_id (3 = open again, 4 = resolved ...)."""
+    entity = mismatch_entity(row.site, row.sku, row.uom, row.unit_mismatch)
+    return Alert(
+        alert_id=alert_id(INVENTORY_MISMATCH, entity),
+        rule=INVENTORY_MISMATCH,
+        handoff="",
+        severity=WARNING,
+        entity=entity,
+        delivery_id="",
+        site=row.site,
+        sku=row.sku,
+        state=OPEN,
+        due_at=due_at,
+        opened_at=due_at,
+        resolved_at=None,
+        details=_details(row, tolerance, since),
+        version=(previous.version if previous else 0) + 1,
+    )
+
+
+def resolve_alert(alert: Alert, row: InventoryPosition, at: datetime, tolerance: float) -> Alert:
+    """resolved_at = occurred_at of the event that brought the position back within tolerance
+    (deterministic, unlike the watermark's cadence), but never before the alert opened: a late
+    event may be dated earlier."""
+    return replace(
+        alert,
+        state=RESOLVED,
+        resolved_at=max(at, alert.opened_at),
+        details=_details(row, tolerance, None),
+        version=alert.version + 1,
+    )
+
+
+# -- keyed state --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SideLedger:
+    """One side (erp / wms) of one position: the movements after that side's latest snapshot.
+
+    `movements`: movement id (the event_id, or `goods_issue:<delivery>` for a delivery's goods
+    issue) -> (occurred_at, signed quantity). Discarded when: a snapshot of the same site and
+    side with as_of >= occurred_at is kept (the snapshot contains it), or, without snapshots,
+    `retention` of W after occurred_at, when it is folded into `folded` (a running total).
+    """
+
+    movements: dict[str, tuple[datetime, float]] = field(default_factory=dict)
+    folded: float = 0.0
+
+
+@dataclass(slots=True)
+class PositionState:
+    """One (site, sku, uom) position. Discarded when: never while the flow runs; positions are
+    bounded by sites x skus (x the few units without a conversion) and their rows must keep
+    their version. What grows inside is bounded: see SideLedger, `in_flight`, `contributors`.
+    """
+
+    unit_mismatch: bool
+    erp: SideLedger = field(default_factory=SideLedger)
+    wms: SideLedger = field(default_factory=SideLedger)
+    # delivery_id -> quantity dispatched and not yet goods-issued. Discarded when: the GI arrives,
+    # or with its delivery (DeliveryState).
+    in_flight: dict[str, float] = field(default_factory=dict)
+    # Ids of the distinct events that touched the position: len() + `retired` + the site's
+    # snapshot count is the version. Discarded when: an id has left the dedup window (`seen`)
+    # and belongs to no live delivery; it is then only counted, in `retired`.
+    contributors: set[str] = field(default_factory=set)
+    retired: int = 0  # pruned contributors, plus changes made by expiry (no event)
+    emitted_version: int = 0
+    emitted_content: tuple[object, ...] = ()
+    out_since: datetime | None = None  # occurred_at of the event that pushed it out of tolerance
+    alert: Alert | None = None  # the latest alert row of this position (open or resolved)
+
+    def side(self, name: str) -> SideLedger:
+        return self.erp if name == ERP else self.wms
+
+
+@dataclass(slots=True)
+class SnapshotState:
+    """The latest kept snapshot of one side of one site. Discarded when: a newer one is kept."""
+
+    snapshot_id: str
+    as_of: datetime
+    quantities: Quantities
+
+
+@dataclass(slots=True)
+class SiteState:
+    """Everything of one site. Discarded when: never (a site is configuration-sized)."""
+
+    positions: dict[SkuUnit, PositionState] = field(default_factory=dict)
+    snapshots: dict[str, SnapshotState] = field(default_factory=dict)  # side -> latest kept
+    snapshot_count: int = 0  # distinct snapshots seen (both sides): they touch every position
+    # side -> movements up to here may have been folded: an older snapshot can't be applied.
+    floor: dict[str, datetime] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class DeliveryState:
+    """Per (site, delivery_id): the ERP release and goods issue(s) and the WMS dispatches.
+
+    Discarded when: W passes `expires_at` = `retention` after the first goods issue was received
+    or, if none was ever received, `retention` after the delivery's latest event was received.
+    Until then a dispatch without a goods issue stays in flight (the position shows it as
+    in_flight_qty); once dropped it stops being in flight, so a goods issue that never came
+    becomes unexplained drift. The goods issue movement itself stays in the ERP side.
+    """
+
+    event_ids: set[str] = field(default_factory=set)
+    keys: set[SkuUnit] = field(default_factory=set)  # every (sku, uom) of any of its events
+    releases: dict[str, tuple[datetime, Quantities]] = field(default_factory=dict)
+    goods_issues: dict[str, tuple[datetime, Quantities]] = field(default_factory=dict)
+    dispatches: dict[str, Quantities] = field(default_factory=dict)
+    # where this state placed the `goods_issue:<delivery>` movement (a state re-created by a late
+    # event after expiry must not take back the movement of the expired one)
+    issue_keys: set[SkuUnit] = field(default_factory=set)
+    first_gi_received: datetime | None = None
+    last_received: datetime | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class InventoryState:
+    """The ledger's whole state for one key bucket (a set of sites)."""
+
+    watermark: datetime | None = None
+    sites: dict[str, SiteState] = field(default_factory=dict)
+    deliveries: dict[tuple[str, str], DeliveryState] = field(default_factory=dict)
+    # (expires_at, site, delivery_id), a heap; stale entries are skipped when popped.
+    expiries: list[tuple[datetime, str, str]] = field(default_factory=list)
+    # event_id -> received_at. Discarded when: `retention` of W after received_at (a copy
+    # arriving later than that counts again, as in operators.ingest.accounting).
+    seen: dict[str, datetime] = field(default_factory=dict)
+    # retracted event_id -> the retracting event_id. Discarded when: the retraction leaves `seen`.
+    retracted: dict[str, str] = field(default_factory=dict)
+    # (site, sku, uom) -> when the alert is due (out_since + grace). Discarded when: the alert
+    # opens or the position is back within tolerance.
+    pending_alerts: dict[PositionKey, datetime] = field(default_factory=dict)
+    next_housekeeping: datetime | None = None
+
+
+def position_row(site_state: SiteState, site: str, key: SkuUnit, position: PositionState) -> InventoryPosition:
+    """The current row of a position: the latest snapshot of each side + the movements after it."""
+    snapshots = site_state.snapshots
+    erp_snapshot, wms_snapshot = snapshots.get(ERP), snapshots.get(WMS)
+    erp_qty = _side_quantity(erp_snapshot, position.erp, key)
+    wms_qty = _side_quantity(wms_snapshot, position.wms, key)
+    in_flight = tidy(math.fsum(position.in_flight.values()))
+    delta = tidy(wms_qty - erp_qty)
+    return InventoryPosition(
+        site=site,
+        sku=key[0],
+        uom=key[1],
+        erp_qty=erp_qty,
+        wms_qty=wms_qty,
+        delta=delta,
+        in_flight_qty=in_flight,
+        unexplained_delta=tidy(delta + in_flight),  # delta - expected_delta, expected = -in_flight
+        erp_as_of=None if erp_snapshot is None else erp_snapshot.as_of,
+        wms_as_of=None if wms_snapshot is None else wms_snapshot.as_of,
+        unit_mismatch=position.unit_mismatch,
+        # distinct events that touched it + the site's snapshots (see operators.domain.inventory)
+        version=len(position.contributors) + position.retired + site_state.snapshot_count,
+    )
+
+
+def _side_quantity(snapshot: SnapshotState | None, ledger: SideLedger, key: SkuUnit) -> float:
+    base = 0.0 if snapshot is None else snapshot.quantities.get(key, 0.0)
+    return tidy(math.fsum([base, ledger.folded, *[quantity for _, quantity in ledger.movements.values()]]))

@@ -1,0 +1,1 @@
+"""The built-in simulator: a coherent, seeded scenario of deliveries in every raw format."""
