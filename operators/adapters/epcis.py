@@ -209,7 +209,9 @@ def _adapt_event(epcis_event: Any, path: str, ctx: _Context) -> CanonicalEvent |
         lines=lines,
         raw_ref=ctx.raw.raw_ref,
         attributes=attributes,
-        **refs,
+        delivery_id=refs.get("delivery_id"),
+        order_id=refs.get("order_id"),
+        shipment_ref=refs.get("shipment_ref"),
     )
 
 

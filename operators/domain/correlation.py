@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import TypeAlias
 
 from operators.domain.alerts import OPEN, ORPHAN_CARRIER_EVENT, RESOLVED, WARNING, Alert, alert_id, details_json
-from operators.model import CanonicalEvent, SourceKind
+from operators.model import CanonicalEvent, SourceKind, with_changes
 
 CorrelationOutput: TypeAlias = CanonicalEvent | Alert
 
@@ -312,7 +312,7 @@ class XrefCorrelator:
         state.open_alerts += 0 if orphan is not None and orphan.alert.is_unresolved else 1
         if orphan is None:
             heapq.heappush(state.orphan_expiry, (at + self.retention, entity))
-        flagged = event.model_copy(update={"attributes": {**event.attributes, "orphan": "true"}})
+        flagged = with_changes(event, attributes={**event.attributes, "orphan": "true"})
         return [flagged, alert]
 
     def _resolved(self, orphan: Orphan, at: datetime, summary: str, delivery_id: str = "") -> Orphan:
@@ -326,10 +326,9 @@ class XrefCorrelator:
 
 def _enrich(event: CanonicalEvent, xref: Xref, ref: str) -> CanonicalEvent:
     """The carrier event attached to its delivery; `correlated_by` says through which reference."""
-    return event.model_copy(
-        update={
-            "delivery_id": xref.delivery_id,
-            "order_id": event.order_id or xref.order_id,
-            "attributes": {**event.attributes, "correlated_by": ref},
-        }
+    return with_changes(
+        event,
+        delivery_id=xref.delivery_id,
+        order_id=event.order_id or xref.order_id,
+        attributes={**event.attributes, "correlated_by": ref},
     )

@@ -20,6 +20,7 @@ from operators.model import (
     Line,
     SourceKind,
     TimePrecision,
+    with_changes,
 )
 from tests.conftest import FIXTURES, RECEIVED, raw_message
 
@@ -255,9 +256,7 @@ def test_redelivery_gives_the_same_event_ids() -> None:
     first = adapt_sap(raw_message(json.dumps(doc), offset=1), EMPTY_MASTER)
     again = adapt_sap(raw_message(json.dumps(doc), offset=2), EMPTY_MASTER)
     assert [e.event_id for e in first.events] == [e.event_id for e in again.events]
-    assert [e.model_dump(exclude={"raw_ref"}) for e in first.events] == [
-        e.model_dump(exclude={"raw_ref"}) for e in again.events
-    ]
+    assert [with_changes(e, raw_ref="") for e in first.events] == [with_changes(e, raw_ref="") for e in again.events]
 
 
 # --- errors -----------------------------------------------------------------------------------

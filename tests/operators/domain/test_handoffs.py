@@ -16,7 +16,7 @@ from operators.domain.handoffs import (
     parse_duration,
     parse_handoffs,
 )
-from operators.model import EventType, Milestone, SourceKind
+from operators.model import EventType, Milestone, SourceKind, with_changes
 from tests.operators.eventkit import at, carrier, erp, event, released, wms
 
 E, M = EventType, Milestone
@@ -73,7 +73,7 @@ def test_carrier_in_transit_answers_dispatch_to_pickup_and_erp_dispatch_does_not
 
 
 def test_recorded_time_falls_back_to_received() -> None:
-    gi = erp(E.GOODS_ISSUE_POSTED, "gi", occurred=at(1), received=at(9)).model_copy(update={"recorded_at": None})
+    gi = with_changes(erp(E.GOODS_ISSUE_POSTED, "gi", occurred=at(1), received=at(9)), recorded_at=None)
     assert event_time(gi, "recorded_at") == at(9)
     assert event_time(gi, "occurred_at") == at(1)
     assert BY_NAME["ship_to_erp"].to_time_of(gi) == at(9)

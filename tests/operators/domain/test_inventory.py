@@ -22,7 +22,7 @@ from operators.domain.inventory import (
     ToleranceConfig,
 )
 from operators.master import EMPTY_MASTER, MasterData, Product, Site
-from operators.model import CanonicalEvent, EventType, Line, SourceKind, TimePrecision
+from operators.model import CanonicalEvent, EventType, Line, SourceKind, TimePrecision, with_changes
 
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -204,7 +204,7 @@ def test_duplicate_event_counts_once() -> None:
     ledger = InventoryLedger(MASTER)
     receipt = event(EventType.GOODS_RECEIVED, WMS, "epcis:gr", T0, (line("MAT1", 5),))
     assert feed(ledger, receipt)
-    assert feed(ledger, receipt.model_copy(update={"received_at": T0 + H})) == []
+    assert feed(ledger, with_changes(receipt, received_at=T0 + H)) == []
     assert (position(ledger, "MAT1").wms_qty, position(ledger, "MAT1").version) == (5.0, 1)
 
 

@@ -27,7 +27,7 @@ from operators.domain.delivery_status import (
 )
 from operators.domain.handoffs import DEFAULT_HANDOFFS, SyncLatency
 from operators.domain.lifecycle import DeliveryLifecycle, LifecycleOutput, LifecycleState
-from operators.model import CanonicalEvent, EventType, Milestone
+from operators.model import CanonicalEvent, EventType, Milestone, with_changes
 from tests.operators.eventkit import at, carrier, erp, released, wms
 
 E, M = EventType, Milestone
@@ -261,7 +261,7 @@ def test_clock_skew_gives_negative_latency_flagged_and_not_breached() -> None:
 def test_recorded_at_missing_falls_back_to_received_at() -> None:
     lc = DeliveryLifecycle()
     lc.on_event(wms(E.SHIPMENT_DISPATCHED, "disp", occurred=at(0)))
-    gi = erp(E.GOODS_ISSUE_POSTED, "gi", occurred=at(1), received=at(9)).model_copy(update={"recorded_at": None})
+    gi = with_changes(erp(E.GOODS_ISSUE_POSTED, "gi", occurred=at(1), received=at(9)), recorded_at=None)
     assert fact_of(lc.on_event(gi), "ship_to_erp").to_at == at(9)
 
 
