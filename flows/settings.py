@@ -4,11 +4,12 @@ Precedence: defaults < config file (TOML, `--config`) < environment < command-li
 by `build_settings` (flows/settings_sources.py); tables merge key by key across sources. This is
 the only module that reads the environment.
 
-Adding a setting is one line in `Settings`: `processes: Count = 1`. Its TOML key is its name, its
-environment variable is `LOGISYNC_PROCESSES` (derived), its range comes from its type (`Count`,
-`Interval`, `Days`, ...), and a bad value is a one-line error naming it. Add a row to the README's
-configuration table (a test checks that every setting has one), and a flag in flows/cli.py if
-it needs one. An older name stays accepted with `Field(validation_alias=AliasChoices("new", "old"))`.
+Adding a setting is one line in `Settings`: `processes: Count = 1`. Its TOML key is its name,
+its environment variable is `LOGISYNC_PROCESSES` (derived), its range comes from its type
+(`Count`, `Interval`, `Days`, ... in flows/setting_values.py), and a bad value is a one-line error
+naming it. Add a row to the README's configuration table (a test checks that every setting has
+one), and a flag in flows/cli.py if it needs one. An older name stays accepted with
+`Field(validation_alias=AliasChoices("new", "old"))`.
 
 Secrets (the ClickHouse DSN, the webhook URL, Kafka passwords, keys and tokens) are held as
 `SecretStr`: `repr(settings)` and error messages show them masked; `clickhouse` and
@@ -18,15 +19,28 @@ Secrets (the ClickHouse DSN, the webhook URL, Kafka passwords, keys and tokens) 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from flows.setting_values import (
+    TOPIC_NAME,
+    Count,
+    Days,
+    Drain,
+    Interval,
+    KafkaTopic,
+    Lateness,
+    SecretUrl,
+    bootstrap_servers,
+    flatten_table,
+    is_secret_kafka_key,
+    librdkafka_value,
+)
 from flows.settings_sources import (
     Layer,
     SettingsError,
@@ -40,57 +54,25 @@ from flows.settings_sources import (
 )
 from operators.ingest.normalize import ADAPTERS, DEFAULT_TOPIC_ADAPTERS, NONE, SNIFF
 from sinks.store import DEFAULT_DATABASE, DEFAULT_DSN, database_problem, dsn_problem
-from sinks.urls import UrlError, is_secret_name, parse_http_url, redact_url, valid_host_name
+from sinks.urls import UrlError, parse_http_url
 
 __all__ = ["ENV_PREFIX", "OFF", "SecretUrl", "Settings", "SettingsError", "build_settings", "env_vars"]
 
 ENV_PREFIX = "LOGISYNC_"
 OFF = "off"  # in [topics]: the topic is not consumed at all (unlike "none": consumed and dead-lettered)
 
-# Ranges. A value outside is a typo or a unit mistake (ms for s), never a deliberate choice.
-Count = Annotated[int, Field(ge=1, le=10_000_000)]
-Interval = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]  # seconds, up to a day
-Lateness = Annotated[float, Field(ge=0, le=30 * 86_400, allow_inf_nan=False)]  # seconds, up to 30 days
-Days = Annotated[float, Field(gt=0, le=3650, allow_inf_nan=False)]  # up to 10 years
-Drain = Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)]  # seconds
-_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
-
-
-def _kafka_topic(name: str) -> str:
-    if not _TOPIC.match(name):
-        raise ValueError(f"must be a Kafka topic name (up to 249 letters, digits, . _ -), got {name!r}")
-    return name
-
-
-KafkaTopic = Annotated[str, AfterValidator(_kafka_topic)]
-# Kafka settings that hold secrets besides those named like one (password, secret, token, key).
-_SECRET_KAFKA_KEYS = frozenset({"sasl.oauthbearer.config", "sasl.password", "ssl.key.password"})
 # LOGISYNC_* variables of scripts/kafka-local, not settings of the pipeline.
-_SCRIPT_VARS = tuple(
-    f"LOGISYNC_KAFKA_{name}"
-    for name in (
-        "HOME",
-        "STATE",
-        "START_TIMEOUT",
-        "STOP_TIMEOUT",
-        "HEAP",
-        "WATCH_PID",
-        "JAVA_OPTS",
-        "CDS",
-        "MAVEN_REPO",
-    )
+_SCRIPT_VARS = (
+    "LOGISYNC_KAFKA_HOME",
+    "LOGISYNC_KAFKA_STATE",
+    "LOGISYNC_KAFKA_START_TIMEOUT",
+    "LOGISYNC_KAFKA_STOP_TIMEOUT",
+    "LOGISYNC_KAFKA_HEAP",
+    "LOGISYNC_KAFKA_WATCH_PID",
+    "LOGISYNC_KAFKA_JAVA_OPTS",
+    "LOGISYNC_KAFKA_CDS",
+    "LOGISYNC_KAFKA_MAVEN_REPO",
 )
-
-
-class SecretUrl(SecretStr):
-    """A URL whose user info, path or query may hold a secret: printed as scheme://[user:***@]host:port/…"""
-
-    def _display(self) -> str:
-        return redact_url(self.get_secret_value(), origin_only=True)
-
-
-def is_secret_kafka_key(key: str) -> bool:
-    return key in _SECRET_KAFKA_KEYS or is_secret_name(key)
 
 
 class Settings(BaseSettings):
@@ -227,7 +209,7 @@ class Settings(BaseSettings):
     @field_validator("bootstrap")
     @classmethod
     def _bootstrap(cls, value: str | None) -> str | None:
-        return None if value is None else _bootstrap_servers(value)
+        return None if value is None else bootstrap_servers(value)
 
     @field_validator("alert_webhook", mode="before")
     @classmethod
@@ -266,7 +248,7 @@ class Settings(BaseSettings):
     def _topics(cls, value: Mapping[str, str]) -> Mapping[str, str]:
         known = (*sorted(ADAPTERS), SNIFF, NONE, OFF)
         for topic, adapter in value.items():
-            if not _TOPIC.match(topic):
+            if not TOPIC_NAME.match(topic):
                 raise ValueError(f"has {topic!r}, which is not a Kafka topic name (letters, digits, . _ -)")
             if adapter not in known:
                 raise ValueError(f"maps {topic!r} to {adapter!r}; known: {', '.join(known)}")
@@ -281,7 +263,7 @@ class Settings(BaseSettings):
         for key, item in flatten_table(value).items():
             if key == "bootstrap.servers":
                 raise ValueError("must not set bootstrap.servers: use the bootstrap setting (--bootstrap)")
-            table[key] = _librdkafka_value(key, item)
+            table[key] = librdkafka_value(key, item)
         return table
 
     @field_validator("kafka")
@@ -310,47 +292,6 @@ def _is_secret_location(loc: tuple[Any, ...]) -> bool:
     if key in ("clickhouse", "alert_webhook"):
         return True
     return key == "kafka" and (len(loc) < 2 or is_secret_kafka_key(str(loc[1])))
-
-
-def flatten_table(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`{"sasl": {"mechanism": "X"}}` (TOML dotted keys without quotes) -> `{"sasl.mechanism": "X"}`."""
-    flat: dict[str, Any] = {}
-    for key, value in table.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten_table(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def _librdkafka_value(key: str, value: Any) -> str | SecretStr:
-    """librdkafka takes strings: booleans as true/false, numbers as written; secrets wrapped."""
-    if isinstance(value, SecretStr):
-        return value if is_secret_kafka_key(key) else value.get_secret_value()
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, int | float | str):
-        text = str(value)
-    else:
-        raise ValueError(f"entry {key!r} must be a string, number or boolean")
-    return SecretStr(text) if is_secret_kafka_key(key) else text
-
-
-def _bootstrap_servers(value: str) -> str:
-    """`host:port[,host:port...]` with every port in 1..65535 (an optional `PROTOCOL://` each)."""
-    servers = [server.strip() for server in value.split(",")]
-    for server in servers:
-        address = server.split("://", 1)[-1]
-        host, colon, port = address.rpartition(":")
-        if not colon or not host:
-            raise ValueError(f"must be HOST:PORT[,HOST:PORT...], got {value!r}")
-        bracketed = host.startswith("[") and host.endswith("]") and len(host) > 2
-        if not bracketed and not valid_host_name(host):
-            raise ValueError(f"has an invalid host {host!r} in {value!r}")
-        if not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ValueError(f"port {port!r} of {server!r} is not in 1..65535")
-    return ",".join(servers)
 
 
 def _kafka_env_keys(layer: Layer) -> Layer:
