@@ -197,12 +197,10 @@ def run_pipeline(settings: Settings, *, progress: bool = True) -> RunResult:
 
 def resolve_simulator(settings: Settings, workdir: Path) -> Settings:
     """`logisync run` without a source: simulate a scenario into `workdir`, then replay it."""
-    from dataclasses import replace
-
     from flows.simulate import write_scenario
 
     replay = workdir / "scenario.jsonl"
     master_dir = workdir / "master"
     count = write_scenario(replay, master_dir, seed=settings.sim_seed, deliveries=settings.sim_deliveries)
     log.info("simulated %d messages into %s", count, replay)
-    return replace(settings, source=f"file:{replay}", master_dir=settings.master_dir or master_dir)
+    return settings.replace(source=f"file:{replay}", master_dir=settings.master_dir or master_dir)

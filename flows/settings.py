@@ -1,173 +1,340 @@
 """The one frozen settings object, built once in the entry point (style.md).
 
-Precedence: defaults < config file (TOML, `--config`) < environment (`LOGISYNC_*`) < CLI flags.
-This is the only module that reads the environment.
+Precedence: defaults < config file (TOML, `--config`) < environment < command-line flags, merged
+by `build_settings` (flows/settings_sources.py); tables merge key by key across sources. This is
+the only module that reads the environment.
+
+Adding a setting is one line in `Settings`: `processes: Count = 1`. Its TOML key is its name,
+its environment variable is `LOGISYNC_PROCESSES` (derived), its range comes from its type
+(`Count`, `Interval`, `Days`, ... in flows/setting_values.py), and a bad value is a one-line error
+naming it. Add a row to the README's configuration table (a test checks that every setting has
+one), and a flag in flows/cli.py if it needs one. An older name stays accepted with
+`Field(validation_alias=AliasChoices("new", "old"))`.
+
+Secrets (the ClickHouse DSN, the webhook URL, Kafka passwords, keys and tokens) are held as
+`SecretStr`: `repr(settings)` and error messages show them masked; `clickhouse` and
+`kafka_config` unwrap them for the clients that need the real values.
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
-from operators.ingest.normalize import DEFAULT_TOPIC_ADAPTERS
-from sinks.store import DEFAULT_DATABASE, DEFAULT_DSN
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from flows.setting_values import (
+    TOPIC_NAME,
+    Count,
+    Days,
+    Drain,
+    Interval,
+    KafkaTopic,
+    Lateness,
+    SecretUrl,
+    bootstrap_servers,
+    flatten_table,
+    is_secret_kafka_key,
+    librdkafka_value,
+)
+from flows.settings_sources import (
+    Layer,
+    SettingsError,
+    env_layer,
+    env_var_names,
+    file_layer,
+    flag_layer,
+    merge,
+    one_line,
+    problems,
+)
+from operators.ingest.normalize import ADAPTERS, DEFAULT_TOPIC_ADAPTERS, NONE, SNIFF
+from sinks.store import DEFAULT_DATABASE, DEFAULT_DSN, database_problem, dsn_problem
+from sinks.urls import UrlError, parse_http_url
+
+__all__ = ["ENV_PREFIX", "OFF", "SecretUrl", "Settings", "SettingsError", "build_settings", "env_vars"]
+
+ENV_PREFIX = "LOGISYNC_"
+OFF = "off"  # in [topics]: the topic is not consumed at all (unlike "none": consumed and dead-lettered)
+
+# LOGISYNC_* variables of scripts/kafka-local, not settings of the pipeline.
+_SCRIPT_VARS = (
+    "LOGISYNC_KAFKA_HOME",
+    "LOGISYNC_KAFKA_STATE",
+    "LOGISYNC_KAFKA_START_TIMEOUT",
+    "LOGISYNC_KAFKA_STOP_TIMEOUT",
+    "LOGISYNC_KAFKA_HEAP",
+    "LOGISYNC_KAFKA_WATCH_PID",
+    "LOGISYNC_KAFKA_JAVA_OPTS",
+    "LOGISYNC_KAFKA_CDS",
+    "LOGISYNC_KAFKA_MAVEN_REPO",
+)
 
 
-class SettingsError(ValueError):
-    """A bad setting; the message names the setting and the value."""
+class Settings(BaseSettings):
+    """Every setting of a run. Frozen; `Settings(...)` takes exactly its arguments (no
+    environment, no file: that is `build_settings`) and raises SettingsError on a bad value."""
 
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_prefix_target="all",  # aliases get the prefix too: alias "master" reads LOGISYNC_MASTER
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        frozen=True,
+        extra="forbid",
+        validate_by_name=False,  # a field is read under its alias choices only (they list the name)
+        hide_input_in_errors=True,  # pydantic's own messages never quote a value (secrets)
+    )
 
-@dataclass(frozen=True)
-class Settings:
     source: str = "simulator"  # simulator | file:PATH | kafka
-    clickhouse: str = DEFAULT_DSN
+    clickhouse_dsn: SecretUrl = Field(SecretUrl(DEFAULT_DSN), validation_alias=AliasChoices("clickhouse"))
     database: str = DEFAULT_DATABASE
-    master_dir: Path | None = None
-    workers: int = 1
-    bootstrap: str | None = None
+    master_dir: Path | None = Field(None, validation_alias=AliasChoices("master_dir", "master"))
+    workers: Annotated[int, Field(ge=1, le=256)] = 1
+    bootstrap: str | None = Field(None, validation_alias=AliasChoices("bootstrap", "kafka_bootstrap"))
     until_end: bool = False
-    batch_size: int = 2000
-    epoch_interval_s: float = 10.0
-    sink_max_rows: int = 50_000
-    sink_flush_interval_s: float = 1.0
-    dedup_ttl_days: float = 30.0
+    batch_size: Count = 2000
+    epoch_interval_s: Interval = 10.0
+    sink_max_rows: Count = 50_000
+    sink_flush_interval_s: Interval = 1.0
+    dedup_ttl_days: Days = 30.0
     recovery_dir: Path | None = None
-    recovery_partitions: int = 4
-    allowed_lateness_s: float = 300.0
-    xref_ttl_days: float = 7.0
-    retention_days: float = 30.0
-    idle_timeout_s: float = 30.0
-    alert_webhook: str | None = None
-    alert_webhook_drain_s: float = 10.0  # at the end of a run, how long to wait for queued alert posts
-    # [[handoffs]] tables of the config file (operators.domain.handoffs.parse_handoffs); empty = the defaults
+    recovery_partitions: Annotated[int, Field(ge=1, le=1024)] = 4
+    allowed_lateness_s: Lateness = 300.0
+    xref_ttl_days: Days = 7.0
+    retention_days: Days = 30.0
+    idle_timeout_s: Interval = 30.0
+    alert_webhook: SecretUrl | None = None
+    alert_webhook_drain_s: Drain = 10.0  # at the end of a run, how long to wait for queued alert posts
+    # [[handoffs]] tables (operators.domain.handoffs.parse_handoffs); empty = the defaults
     handoffs: tuple[Mapping[str, Any], ...] = ()
     # [inventory] table: tolerance, grace_minutes, and [inventory.sites.<site>] / [inventory.skus.<sku>]
-    inventory: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    dead_letter_topic: str = "logisync.dead_letters"
-    alerts_topic: str = "logisync.alerts"
+    inventory: Mapping[str, Any] = Field(default_factory=lambda: MappingProxyType({}))
+    dead_letter_topic: KafkaTopic = "logisync.dead_letters"
+    alerts_topic: KafkaTopic = "logisync.alerts"
     sim_seed: int = 7
-    sim_deliveries: int = 300
-    topic_adapters: Mapping[str, str] = field(default_factory=lambda: MappingProxyType(dict(DEFAULT_TOPIC_ADAPTERS)))
-    # librdkafka settings passed through to consumers/producers (security.protocol, sasl.*, ssl.*).
-    kafka_config: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    sim_deliveries: Annotated[int, Field(ge=1, le=1_000_000)] = 300
+    # [topics] table: topic -> adapter. build_settings lays it over DEFAULT_TOPIC_ADAPTERS.
+    topic_adapters: Mapping[str, str] = Field(
+        default_factory=lambda: MappingProxyType(dict(DEFAULT_TOPIC_ADAPTERS)),
+        validation_alias=AliasChoices("topics", "topic_adapters"),
+    )
+    # [kafka] table: librdkafka settings passed through to consumers and producers.
+    kafka: Mapping[str, str | SecretStr] = Field(default_factory=lambda: MappingProxyType({}))
 
-    def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise SettingsError(f"workers must be >= 1, got {self.workers}")
-        if self.batch_size < 1:
-            raise SettingsError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not (self.source in ("simulator", "kafka") or self.source.startswith("file:")):
-            raise SettingsError(f"source must be 'simulator', 'kafka' or 'file:PATH', got {self.source!r}")
-        if self.source == "kafka" and not self.bootstrap:
-            raise SettingsError("source 'kafka' needs --bootstrap HOST:PORT (or LOGISYNC_KAFKA_BOOTSTRAP)")
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            found = problems(exc, _is_secret_location)
+            raise SettingsError(one_line(found), found) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only the arguments: build_settings layers the file, the environment and the flags
+        # itself, so that tables merge and misspelt names are errors (flows/settings_sources.py).
+        return (init_settings,)
+
+    # -- what the rest of the code reads ------------------------------------------------------
+
+    @property
+    def clickhouse(self) -> str:
+        """The DSN with its password, for the ClickHouse client (StoreConfig redacts it for logs)."""
+        return self.clickhouse_dsn.get_secret_value()
+
+    @property
+    def kafka_config(self) -> Mapping[str, str]:
+        """The [kafka] table with secrets unwrapped: only for handing to librdkafka."""
+        return MappingProxyType(
+            {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in self.kafka.items()}
+        )
+
+    def redacted_kafka_config(self) -> dict[str, str]:
+        """Kafka settings safe to log: secrets replaced by ***."""
+        return {key: "***" if isinstance(value, SecretStr) else value for key, value in self.kafka.items()}
 
     @property
     def replay_path(self) -> Path | None:
         return Path(self.source[len("file:") :]) if self.source.startswith("file:") else None
 
-    def redacted_kafka_config(self) -> dict[str, str]:
-        """Kafka settings safe to log: secrets replaced by ***."""
-        return {
-            key: ("***" if any(word in key for word in ("password", "secret", "token", "key")) else value)
-            for key, value in self.kafka_config.items()
-        }
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with `changes` (keyed by setting key), validated like any other Settings."""
+        values: dict[str, Any] = {_key(name): getattr(self, name) for name in type(self).model_fields}
+        values.update(changes)
+        return type(self)(**values)
+
+    # -- validation ---------------------------------------------------------------------------
+
+    @field_validator("master_dir", "recovery_dir", "bootstrap", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if value in ("simulator", "kafka") or (value.startswith("file:") and len(value) > len("file:")):
+            return value
+        raise ValueError(f"must be 'simulator', 'kafka' or 'file:PATH', got {value!r}")
+
+    @field_validator("clickhouse_dsn", mode="before")
+    @classmethod
+    def _dsn(cls, value: Any) -> Any:
+        dsn = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(dsn, str):
+            problem = dsn_problem(dsn)
+            if problem:
+                raise ValueError(problem)
+        return dsn
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        problem = database_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _bootstrap(cls, value: str | None) -> str | None:
+        return None if value is None else bootstrap_servers(value)
+
+    @field_validator("alert_webhook", mode="before")
+    @classmethod
+    def _webhook(cls, value: Any) -> Any:
+        url = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if url == "":
+            return None
+        if isinstance(url, str):
+            try:
+                parse_http_url(url, "alert_webhook")
+            except UrlError as exc:
+                raise ValueError(exc.problem) from None
+        return url
+
+    @field_validator("handoffs", mode="before")
+    @classmethod
+    def _handoffs(cls, value: Any) -> Any:
+        if not isinstance(value, list | tuple) or not all(isinstance(item, Mapping) for item in value):
+            raise ValueError("must be an array of tables ([[handoffs]] in the config file)")
+        return tuple(MappingProxyType(dict(item)) for item in value)
+
+    @field_validator("inventory", "topic_adapters", mode="before")
+    @classmethod
+    def _is_table(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise ValueError("must be a table")
+        return value
+
+    @field_validator("inventory")
+    @classmethod
+    def _inventory(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
+        return MappingProxyType(dict(value))
+
+    @field_validator("topic_adapters")
+    @classmethod
+    def _topics(cls, value: Mapping[str, str]) -> Mapping[str, str]:
+        known = (*sorted(ADAPTERS), SNIFF, NONE, OFF)
+        for topic, adapter in value.items():
+            if not TOPIC_NAME.match(topic):
+                raise ValueError(f"has {topic!r}, which is not a Kafka topic name (letters, digits, . _ -)")
+            if adapter not in known:
+                raise ValueError(f"maps {topic!r} to {adapter!r}; known: {', '.join(known)}")
+        return MappingProxyType({topic: adapter for topic, adapter in value.items() if adapter != OFF})
+
+    @field_validator("kafka", mode="before")
+    @classmethod
+    def _kafka(cls, value: Any) -> Mapping[str, str | SecretStr]:
+        if not isinstance(value, Mapping):
+            raise ValueError("must be a table of librdkafka settings")
+        table: dict[str, str | SecretStr] = {}
+        for key, item in flatten_table(value).items():
+            if key == "bootstrap.servers":
+                raise ValueError("must not set bootstrap.servers: use the bootstrap setting (--bootstrap)")
+            table[key] = librdkafka_value(key, item)
+        return table
+
+    @field_validator("kafka")
+    @classmethod
+    def _kafka_frozen(cls, value: Mapping[str, str | SecretStr]) -> Mapping[str, str | SecretStr]:
+        return MappingProxyType(dict(value))
+
+    @model_validator(mode="after")
+    def _kafka_needs_bootstrap(self) -> Settings:
+        if self.source == "kafka" and not self.bootstrap:
+            raise ValueError("source 'kafka' needs --bootstrap HOST:PORT (or LOGISYNC_KAFKA_BOOTSTRAP)")
+        return self
 
 
-# setting name -> environment variable (documented in the README's configuration table)
-ENV_VARS: Mapping[str, str] = MappingProxyType(
-    {
-        "source": "LOGISYNC_SOURCE",
-        "clickhouse": "LOGISYNC_CLICKHOUSE",
-        "database": "LOGISYNC_DATABASE",
-        "master_dir": "LOGISYNC_MASTER",
-        "workers": "LOGISYNC_WORKERS",
-        "bootstrap": "LOGISYNC_KAFKA_BOOTSTRAP",
-        "batch_size": "LOGISYNC_BATCH_SIZE",
-        "epoch_interval_s": "LOGISYNC_EPOCH_INTERVAL_S",
-        "dedup_ttl_days": "LOGISYNC_DEDUP_TTL_DAYS",
-        "allowed_lateness_s": "LOGISYNC_ALLOWED_LATENESS_S",
-        "xref_ttl_days": "LOGISYNC_XREF_TTL_DAYS",
-        "retention_days": "LOGISYNC_RETENTION_DAYS",
-        "alert_webhook": "LOGISYNC_ALERT_WEBHOOK",
-        "recovery_dir": "LOGISYNC_RECOVERY_DIR",
-    }
-)
-KAFKA_ENV_PREFIX = "LOGISYNC_KAFKA__"  # LOGISYNC_KAFKA__SASL_PASSWORD -> sasl.password
+def _key(field_name: str) -> str:
+    """The key a field is given under (its first alias choice, else its name)."""
+    alias = Settings.model_fields[field_name].validation_alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return field_name
 
 
-def _coerce(name: str, value: Any) -> Any:
-    kinds = {f.name: f.type for f in fields(Settings)}
-    kind = str(kinds[name])
-    try:
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
-        if kind == "bool":
-            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
-        if "Path" in kind:
-            return None if value in (None, "") else Path(str(value))
-    except (TypeError, ValueError) as exc:
-        raise SettingsError(f"setting {name}: cannot read {value!r} as {kind}") from exc
-    return value
+def _is_secret_location(loc: tuple[Any, ...]) -> bool:
+    """Whether the value at `loc` of a validation error may be a secret (and must not be shown)."""
+    key = str(loc[0]) if loc else ""
+    if key in ("clickhouse", "alert_webhook"):
+        return True
+    return key == "kafka" and (len(loc) < 2 or is_secret_kafka_key(str(loc[1])))
 
 
-def from_file(path: Path) -> dict[str, Any]:
-    """Settings from a TOML file: top-level keys, plus [topics] and [kafka] tables."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise SettingsError(f"config file {path} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"config file {path}: {exc}") from exc
-    known = {f.name for f in fields(Settings)}
-    values: dict[str, Any] = {}
-    for key, value in document.items():
-        if key == "topics":
-            values["topic_adapters"] = MappingProxyType({str(k): str(v) for k, v in value.items()})
-        elif key == "kafka":
-            values["kafka_config"] = MappingProxyType({str(k): str(v) for k, v in value.items()})
-        elif key == "handoffs":
-            if not isinstance(value, list):
-                raise SettingsError(f"config file {path}: 'handoffs' must be an array of tables ([[handoffs]])")
-            values["handoffs"] = tuple(value)
-        elif key == "inventory":
-            values["inventory"] = MappingProxyType(dict(value))
-        elif key in known:
-            values[key] = _coerce(key, value)
-        else:
-            raise SettingsError(f"config file {path}: unknown setting {key!r}")
-    return values
+def _kafka_env_keys(layer: Layer) -> Layer:
+    """LOGISYNC_KAFKA__SASL_PASSWORD arrives as `sasl_password`: librdkafka spells it sasl.password."""
+    table = layer.values.get("kafka")
+    if isinstance(table, Mapping):
+        layer.values["kafka"] = {key.replace("_", "."): value for key, value in flatten_table(table).items()}
+    return layer
 
 
-def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {name: _coerce(name, environ[var]) for name, var in ENV_VARS.items() if var in environ}
-    kafka = {
-        var[len(KAFKA_ENV_PREFIX) :].lower().replace("_", "."): value
-        for var, value in environ.items()
-        if var.startswith(KAFKA_ENV_PREFIX)
-    }
-    if kafka:
-        values["kafka_config"] = MappingProxyType(kafka)
-    return values
+def _flat_kafka(layer: Layer) -> Layer:
+    """Kafka keys flattened in every source, so `sasl.password` merges with `[kafka.sasl]`."""
+    table = layer.values.get("kafka")
+    if isinstance(table, Mapping):
+        layer.values["kafka"] = flatten_table(table)
+    return layer
 
 
-def build_settings(config_file: Path | None, cli_values: Mapping[str, Any]) -> Settings:
-    """Defaults < config file < environment < CLI flags (flags that are None are not given)."""
-    merged: dict[str, Any] = {}
+def env_vars() -> dict[str, tuple[str, ...]]:
+    """Setting key -> the environment variables that set it (LOGISYNC_<NAME>, then older names)."""
+    return env_var_names(Settings)
+
+
+def build_settings(
+    config_file: Path | None,
+    cli_values: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Defaults < config file < environment (`os.environ` unless given) < CLI flags (flags that
+    are None were not given). Tables merge key by key; `[topics]` extends the default topic map."""
+    defaults = Layer({"topics": dict(DEFAULT_TOPIC_ADAPTERS)}, {})
+    layers = [defaults]
     if config_file is not None:
-        merged.update(from_file(config_file))
-    merged.update(from_env(os.environ))
-    merged.update({key: _coerce(key, value) for key, value in cli_values.items() if value is not None})
-    kafka = dict(Settings().kafka_config)
-    if "kafka_config" in merged:
-        kafka.update(merged.pop("kafka_config"))
+        layers.append(_flat_kafka(file_layer(Settings, config_file)))
+    environment = os.environ if environ is None else environ
+    env = env_layer(Settings, environment, tables=("kafka", "inventory"), not_settings=_SCRIPT_VARS)
+    layers.append(_kafka_env_keys(env))
+    layers.append(_flat_kafka(flag_layer(Settings, cli_values)))
+    merged = merge(layers)
     try:
-        return replace(Settings(kafka_config=MappingProxyType(kafka)), **merged)
-    except TypeError as exc:
-        raise SettingsError(str(exc)) from exc
+        return Settings(**merged.values)
+    except SettingsError as exc:
+        if not exc.problems:
+            raise
+        raise SettingsError(one_line(exc.problems, merged.origins), exc.problems) from None

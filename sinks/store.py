@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import clickhouse_connect
+
+from sinks.urls import UrlError, parse_http_url, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -25,17 +26,47 @@ class StoreError(RuntimeError):
     """The store cannot be reached or used; the message is one line for the CLI."""
 
 
+def database_problem(name: str) -> str | None:
+    """Why `name` cannot be a database name (it is spliced into DDL), or None."""
+    if not _NAME.match(name):
+        return f"must be a name of letters, digits and _ (not starting with a digit), got {name!r}"
+    return None
+
+
+def dsn_problem(dsn: str) -> str | None:
+    """Why `dsn` cannot be used (chdb://PATH or http(s)://[user:password@]host[:port]), or None.
+
+    The message shows the DSN without its password.
+    """
+    scheme = dsn.partition("://")[0]
+    if scheme == "chdb":
+        if any(ord(char) < 0x20 for char in dsn):
+            return "must not contain control characters"
+        return None
+    if scheme not in ("http", "https"):
+        return f"must be chdb://PATH or http(s)://[user:password@]host:port, got {redact_url(dsn)!r}"
+    try:
+        parse_http_url(dsn, "the DSN")
+    except UrlError as exc:
+        return exc.problem
+    return None
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     dsn: str = DEFAULT_DSN
     database: str = DEFAULT_DATABASE
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.database):
-            raise StoreError(f"invalid database name {self.database!r}")
-        scheme = self.dsn.partition("://")[0]
-        if scheme not in ("chdb", "http", "https"):
-            raise StoreError(f"unsupported ClickHouse DSN {self.dsn!r}: use chdb://PATH or http(s)://host:port")
+        problem = database_problem(self.database)
+        if problem:
+            raise StoreError(f"database {problem}")
+        problem = dsn_problem(self.dsn)
+        if problem:
+            raise StoreError(f"ClickHouse DSN {problem}")
+
+    def __repr__(self) -> str:
+        return f"StoreConfig(dsn={self.redacted()!r}, database={self.database!r})"
 
     @property
     def embedded(self) -> bool:
@@ -48,12 +79,7 @@ class StoreConfig:
 
     def redacted(self) -> str:
         """The DSN without a password, for logs and messages."""
-        if self.embedded:
-            return self.dsn
-        parsed = urlparse(self.dsn)
-        if parsed.password:
-            return self.dsn.replace(f":{parsed.password}@", ":***@")
-        return self.dsn
+        return redact_url(self.dsn)
 
 
 # chDB runs one engine per process; clients on that path share it but are not safe to use
@@ -78,6 +104,8 @@ def connect(config: StoreConfig) -> Any:
         return clickhouse_connect.get_client(dsn=config.dsn, connect_timeout=10, send_receive_timeout=120)
     except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        for secret in () if config.embedded else parse_http_url(config.dsn, "DSN").credentials():
+            first_line = first_line.replace(secret, "***")  # a driver message may quote the DSN
         raise StoreError(f"cannot reach ClickHouse at {config.redacted()}: {first_line}") from exc
 
 

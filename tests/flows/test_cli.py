@@ -69,3 +69,69 @@ def test_simulate_run_and_query(tmp_path: Path, store: StoreConfig, capsys: pyte
     assert capsys.readouterr().out.splitlines() == ["n", "20"]
     assert main(["query", "SELEC nonsense", *store_flags]) == 2
     assert one_line_error(capsys).startswith("logisync query: query failed:")
+
+
+def test_run_checks_the_store_settings_before_simulating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--database", "bad-name", "--quiet"]) == 2
+    assert one_line_error(capsys).startswith("logisync run: database must be a name of letters, digits and _")
+    assert main(["run", "--clickhouse", "mysql://h", "--quiet"]) == 2
+    assert "clickhouse must be chdb://PATH or http(s)://" in one_line_error(capsys)
+    config = tmp_path / "c.toml"
+    config.write_text("[inventory]\ntolerence = 1\n")
+    assert main(["run", "--config", str(config), "--quiet"]) == 2
+    assert "[inventory]: unknown setting(s) ['tolerence']" in one_line_error(capsys)
+    assert not (tmp_path / "var").exists()  # nothing was simulated or written
+
+
+def test_simulate_to_kafka_checks_settings_before_producing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Nothing listens on these ports: had it tried to produce, the error would be another one.
+    assert main(["simulate", "--to-kafka", "--bootstrap", "127.0.0.1:99999"]) == 2
+    assert one_line_error(capsys) == (
+        "logisync simulate: bootstrap port '99999' of '127.0.0.1:99999' is not in 1..65535 (from the command line)"
+    )
+    monkeypatch.setenv("LOGISYNC_DATABASE", "bad-name")
+    assert main(["simulate", "--to-kafka", "--bootstrap", "127.0.0.1:9"]) == 2
+    assert "database must be a name" in one_line_error(capsys)
+    monkeypatch.setenv("LOGISYNC_DATABASE", "ok")
+    monkeypatch.setenv("LOGISYNC_DEDUP_TTL_DAYS", "nan")
+    assert main(["simulate", "--to-kafka", "--bootstrap", "127.0.0.1:9"]) == 2
+    assert one_line_error(capsys).endswith(
+        "dedup_ttl_days must be a finite number, got 'nan' (from LOGISYNC_DEDUP_TTL_DAYS)"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--clickhouse", "ftp://ingest:hunter2@h", "--quiet"],
+        ["run", "--clickhouse", "http://ingest:hunter2@h:99999", "--quiet"],
+        ["query", "SELECT 1", "--clickhouse", "http://ingest:hunter2@127.0.0.1:9"],
+    ],
+)
+def test_cli_error_lines_never_show_a_password(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-v", *argv]) == 2
+    err = capsys.readouterr().err
+    assert "hunter2" not in err and "://" in err and "***@" in err, err
+
+
+def test_secrets_in_the_environment_stay_out_of_cli_output(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    replay = tmp_path / "r.jsonl"
+    replay.write_text("")
+    monkeypatch.setenv("LOGISYNC_CLICKHOUSE", "http://ingest:hunter2@127.0.0.1:9")
+    monkeypatch.setenv("LOGISYNC_KAFKA__SASL_PASSWORD", "hunter2")
+    monkeypatch.setenv("LOGISYNC_ALERT_WEBHOOK", "https://u:hunter2@hooks.example/T0KEN")
+    assert main(["-v", "run", "--source", f"file:{replay}", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "logisync run: cannot reach ClickHouse at http://ingest:***@127.0.0.1:9" in err
+    assert "hunter2" not in err and "T0KEN" not in err
+    assert "hunter2" not in caplog.text and "T0KEN" not in caplog.text

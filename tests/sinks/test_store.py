@@ -46,10 +46,24 @@ def test_split_statements_ignores_comments() -> None:
 
 
 def test_bad_dsn_and_database_are_one_line_errors() -> None:
-    with pytest.raises(StoreError, match="unsupported ClickHouse DSN 'mysql://x'"):
+    with pytest.raises(StoreError, match=r"ClickHouse DSN must be chdb://PATH or http\(s\)://.*, got 'mysql://x'"):
         StoreConfig("mysql://x")
-    with pytest.raises(StoreError, match="invalid database name 'a-b'"):
+    with pytest.raises(StoreError, match=r"database must be a name of letters, digits and _ .*got 'a-b'"):
         StoreConfig("chdb://:memory:", "a-b")
+    with pytest.raises(StoreError, match=r"ClickHouse DSN is not a valid URL \(port out of range\)"):
+        StoreConfig("http://u:s3cret@h:99999")
+    with pytest.raises(StoreError, match="ClickHouse DSN has no host"):
+        StoreConfig("https://")
+
+
+@pytest.mark.parametrize(
+    "dsn", ["mysql://u:s3cret@h", "http://u:s3cret@h:99999", "http://u:s3cret@h x", "ftp://s3cret@h"]
+)
+def test_dsn_errors_and_reprs_never_show_the_password(dsn: str) -> None:
+    with pytest.raises(StoreError) as error:
+        StoreConfig(dsn)
+    assert "s3cret" not in str(error.value)
+    assert "s3cret" not in repr(StoreConfig("https://u:s3cret@h:8443"))
 
 
 def test_unreachable_server_is_a_store_error() -> None:
