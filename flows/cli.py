@@ -95,7 +95,7 @@ def _settings(args: argparse.Namespace, names: Sequence[str]) -> Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from flows.core_config import build_core_config
+    from flows.domain_config import build_domain_config
     from flows.run import resolve_simulator, run_pipeline
     from flows.summary import format_summary, read_summary
 
@@ -114,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "recovery_dir",
         ),
     )
-    build_core_config(settings)  # [inventory] and [[handoffs]] are checked before any work too
+    build_domain_config(settings)  # [inventory] and [[handoffs]] are checked before any work too
     if settings.source == "simulator":
         print(f"simulating {settings.sim_deliveries} deliveries (seed {settings.sim_seed}) ...", file=sys.stderr)
         settings = resolve_simulator(settings, Path("var/simulator"))

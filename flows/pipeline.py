@@ -1,230 +1,243 @@
-"""The ingest dataflow: raw messages -> canonical events, dead letters and accounting -> ClickHouse.
+"""The dataflow: raw batches -> canonical events, dead letters and exact accounting, through the
+keyed domain stages -> ClickHouse, Kafka and the webhook.
 
-Shape:
-    input            RawMessage
-    normalize        Claim (one per event) | DeadLetter | MessageOutcome (dead / ignored)
-    dedup            keyed by bucket(event_id): Verdict (new or duplicate)
-    tally            keyed by bucket(raw_ref): MessageOutcome (normalized / duplicate)
-    clickhouse       new CanonicalEvents, DeadLetters, MessageOutcomes -> events,
-                     dead_letters, ingest_stats
+Shape (every arrow carries packets, one per destination bucket per batch; flows/packets.py):
+
+    input            RawBatch per input partition (a replay file: per lane)
+    normalize        adapters -> DedupPacket per dedup bucket | TallyPacket | dead-letter rows
+    dedup            by event_id bucket: new events -> events rows, Teach/Lookup -> resolution,
+                     Pending -> arbiter, events with a delivery -> lifecycle, stock -> inventory;
+                     verdicts -> tally
+    resolution       by reference: Candidate -> arbiter
+    arbiter          by primary reference: Resolved -> lifecycle; orphan alerts
+    lifecycle        by delivery: status, latency facts, SLA alerts, event links;
+                     InFlight / GoodsIssue -> inventory
+    inventory        by site: positions, deltas, mismatch alerts
+    tally            by input partition: ingest_stats rows
+    clickhouse       every row (one writer process for the embedded store)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from dataclasses import dataclass, field
 from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
-from typing_extensions import override
 
-from flows.domain import CORE_KEY, CoreLogic
-from flows.snapshots import freeze, thaw
-from operators.domain.alerts import Alert
-from operators.domain.core import CoreConfig, DomainOutput
-from operators.domain.inventory_units import InventoryDelta, InventoryPosition
-from operators.domain.watermark import Tick
+from flows.packets import DeadLetterPacket, DedupPacket, TallyPacket
+from flows.stages import ALERTS, DEAD_LETTERS, SINK, TALLY, DedupLogic, Outbox, Routed, StageLogic, TallyLogic
+from flows.topology import ARBITER, DEDUP, INVENTORY, LIFECYCLE, RESOLUTION, Topology, balanced_key
+from operators.domain.arbiter import ArbiterLogic, ArbiterState
+from operators.domain.config import DomainConfig
+from operators.domain.inventory import InventoryLogic
+from operators.domain.inventory_units import InventoryState
+from operators.domain.items import bucket_of
+from operators.domain.lifecycle import LifecycleLogic, LifecycleState
+from operators.domain.resolution import ResolutionLogic, ResolutionState
 from operators.formats.timeparse import to_epoch_ms
-from operators.ingest.accounting import (
-    Claim,
-    DedupState,
-    EventDedup,
-    MessageOutcome,
-    MessageTally,
-    TallyState,
-    Verdict,
-    bucket_of,
-    split_result,
-)
+from operators.ingest.accounting import Claim, TallyItem, split_result
 from operators.ingest.normalize import Normalizer
+from operators.ingest.sanity import insane_reason, is_sane_received
 from operators.master import EMPTY_MASTER, MasterData
-from operators.model import CanonicalEvent, DeadLetter, RawMessage
-from sinks.clickhouse import ClickHouseSink, SinkItem
+from operators.model import AdapterResult, DeadLetter, DeadLetterReason, dead
+from sinks.clickhouse import ClickHouseSink
 from sinks.kafka_out import dead_letter_message
+from sources.batch import RawBatch
+from sources.file_source import accounting_source as lane_source
 from sources.replay import INVALID_TOPIC
 
-BUCKETS = 64
-DEFAULT_DEDUP_TTL_MS = 30 * 24 * 3600 * 1000  # design.md 3.2: state retention, 30 days of received time
 
-NormalizedItem = Claim | Tick | DeadLetter | MessageOutcome
-_BUCKET_IDS = tuple(str(index) for index in range(BUCKETS))
+@dataclass(frozen=True)
+class FlowConfig:
+    """Everything the flow needs besides its source and sinks; every process builds the same."""
 
-
-def kafka_partition(raw: RawMessage) -> str:
-    """The watermark source of a Kafka message: its topic-partition."""
-    return f"{raw.topic}:{raw.partition}"
-
-
-def replay_stream(raw: RawMessage) -> str:
-    """A replay file is one ordered stream whatever the topics in it: one watermark source."""
-    return "replay"
+    topology: Topology
+    run_id: str
+    domain: DomainConfig = field(default_factory=DomainConfig)
+    master: MasterData = EMPTY_MASTER
+    recovery: bool = False
+    lanes: int = 1  # a replay file dealt round-robin to this many lanes (one per worker)
+    accounting_source: Callable[[str], str] = lane_source
 
 
 def normalize_batch(
-    normalizer: Normalizer,
-    count_messages: Callable[[int], None] | None = None,
-    source_of: Callable[[RawMessage], str] = kafka_partition,
-) -> Callable[[list[RawMessage]], list[NormalizedItem]]:
-    """Adapters over a batch, then one Tick per source partition of the batch for every bucket."""
+    normalizer: Normalizer, topology: Topology, accounting_source: Callable[[str], str]
+) -> Callable[[RawBatch], list[Routed]]:
+    """Adapters over one batch; claims grouped per dedup bucket, one packet to every bucket (it
+    carries the partition's promise even when it has no claims for that bucket)."""
+    dedup_buckets = topology.count(DEDUP)
+    dedup_keys = [topology.key(DEDUP, index) for index in range(dedup_buckets)]
 
-    def normalize(raws: list[RawMessage]) -> list[NormalizedItem]:
-        if count_messages is not None:
-            count_messages(len(raws))
-        out: list[NormalizedItem] = []
-        progress: dict[str, int] = {}
-        for raw in raws:
+    def normalize(batch: RawBatch) -> list[Routed]:
+        claims: list[list[Claim]] = [[] for _ in range(dedup_buckets)]
+        tally: list[TallyItem] = []
+        letters: list[DeadLetter] = []
+        account = accounting_source(batch.source)
+        horizon = batch.horizon_ms
+        for raw in batch.messages:
             received_ms = to_epoch_ms(raw.received_at)
-            source = source_of(raw) if raw.topic != INVALID_TOPIC else "replay.invalid"
-            if received_ms > progress.get(source, -(2**62)):
-                progress[source] = received_ms
-            result = normalizer(raw)
-            split = split_result(raw, result, received_ms)
-            if isinstance(split, MessageOutcome):
-                if result.dead_letter is not None:
-                    out.append(result.dead_letter)
-                out.append(split)
+            result: AdapterResult
+            if raw.topic == INVALID_TOPIC:
+                result = dead(raw, DeadLetterReason.PARSE_ERROR, "replay", raw.key or "not a replay envelope")
+            elif not is_sane_received(received_ms, horizon):
+                result = dead(raw, DeadLetterReason.SCHEMA_ERROR, "envelope", insane_reason(raw.received_at, horizon))
             else:
-                out.extend(split)
-        progress.pop("replay.invalid", None)  # an unreadable replay line has no event time
-        for source, received_ms in progress.items():
-            out.extend(Tick(source, bucket, received_ms) for bucket in _BUCKET_IDS)
+                result = normalizer(raw)
+            found, item = split_result(raw, account, result, received_ms)
+            tally.append(item)
+            for claim in found:
+                claims[bucket_of(claim.event.event_id, dedup_buckets)].append(claim)
+            if result.dead_letter is not None:
+                letters.append(result.dead_letter)
+        out: list[Routed] = [
+            (DEDUP, dedup_keys[index], DedupPacket(batch.source, index, batch.promise, batch.done, claims[index]))
+            for index in range(dedup_buckets)
+        ]
+        if tally:
+            out.append((TALLY, account, TallyPacket(account, tally)))
+        if letters:
+            outbox = Outbox(topology, batch.source)
+            for letter in letters:
+                outbox.row(letter)
+            out.extend(outbox.packets("normalize", None, False, False))
+            out.append((DEAD_LETTERS, "", DeadLetterPacket(letters)))
         return out
 
     return normalize
 
 
-class _DedupLogic(op.StatefulBatchLogic[Claim | Tick, Verdict | Tick, bytes]):
-    """Judges claims; forwards ticks after the claims that came before them (see watermark.py)."""
+def _to(destination: str, stream: Stream[Routed], upstream: str) -> Stream[tuple[str, Any]]:
+    """The (key, payload) pairs of one destination: a keyed stream for the next stateful step."""
 
-    def __init__(self, ttl_ms: int, resume: bytes | None, recovery: bool) -> None:
-        self.dedup = EventDedup(ttl_ms, thaw(resume, DedupState))
-        self.recovery = recovery
+    def pick(routed: Routed) -> tuple[str, Any] | None:
+        return (routed[1], routed[2]) if routed[0] == destination else None
 
-    @override
-    def on_batch(self, values: list[Claim | Tick]) -> tuple[list[Verdict | Tick], bool]:
-        out: list[Verdict | Tick] = []
-        claims: list[Claim] = []
-        for value in values:
-            if isinstance(value, Tick):
-                out.extend(self.dedup.judge(claims))
-                claims = []
-                out.append(value)
-            else:
-                claims.append(value)
-        out.extend(self.dedup.judge(claims))
-        return out, self.RETAIN
-
-    @override
-    def snapshot(self) -> bytes:
-        return freeze(self.dedup.state, self.recovery)
+    return op.filter_map(f"{upstream}_to_{destination}", stream, pick)
 
 
-class _TallyLogic(op.StatefulBatchLogic[Verdict, MessageOutcome, bytes]):
-    def __init__(self, resume: bytes | None, recovery: bool) -> None:
-        self.tally = MessageTally(thaw(resume, TallyState))
-        self.recovery = recovery
+def _stage(
+    name: str, inputs: list[Stream[tuple[str, Any]]], config: FlowConfig, make_logic: Callable[[Any], Any], state: type
+) -> Stream[Routed]:
+    merged = inputs[0] if len(inputs) == 1 else op.merge(f"{name}_in", *inputs)
+    topology, run_id, recovery = config.topology, config.run_id, config.recovery
 
-    @override
-    def on_batch(self, values: list[Verdict]) -> tuple[list[MessageOutcome], bool]:
-        return self.tally.add(values), self.RETAIN
+    def builder(resume: bytes | None) -> StageLogic:
+        return StageLogic(name, topology, make_logic, state, run_id, recovery, resume)
 
-    @override
-    def snapshot(self) -> bytes:
-        return freeze(self.tally.state, self.recovery)
+    return op.key_rm(f"{name}_out", op.stateful_batch(name, merged, builder))
 
 
 def build_flow(
-    source: Source[RawMessage],
+    source: Source[RawBatch],
     normalizer: Normalizer,
     sink: ClickHouseSink,
+    config: FlowConfig,
     *,
-    dedup_ttl_ms: int = DEFAULT_DEDUP_TTL_MS,
     dead_letter_sink: Sink[Any] | None = None,
-    core: CoreConfig | None = None,
-    master: MasterData = EMPTY_MASTER,
     alert_sinks: Sequence[tuple[str, Sink[Any]]] = (),
-    idle_timeout: timedelta | None = None,
-    recovery: bool = False,
-    progress: Callable[[int], None] | None = None,
-    source_of: Callable[[RawMessage], str] = kafka_partition,
     flow_id: str = "logisync",
 ) -> Dataflow:
+    topology, domain, master = config.topology, config.domain, config.master
     flow = Dataflow(flow_id)
-    raws = op.input("input", flow, source)  # RawMessage
-    normalized = op.flat_map_batch(
-        "normalize", raws, normalize_batch(normalizer, progress, source_of)
-    )  # NormalizedItem
-    split = op.branch("split_claims", normalized, lambda item: isinstance(item, Claim | Tick))
-    claims: Stream[Claim | Tick] = split.trues  # type: ignore[assignment]
-    finished: Stream[DeadLetter | MessageOutcome] = split.falses  # type: ignore[assignment]
+    batches = op.input("input", flow, source)  # RawBatch
+    normalize = normalize_batch(normalizer, topology, config.accounting_source)
+    if config.lanes > 1:
+        # One replay partition, dealt to lanes: each lane's batches reach one worker, in order.
+        lane_keys = {
+            sender: balanced_key("lane", lane, topology.workers) for lane, sender in enumerate(topology.sources)
+        }
+        keyed = op.key_on("lane", batches, lambda batch: lane_keys[batch.source])
+        normalized = op.key_rm(
+            "normalized",
+            op.stateful_flat_map("normalize", keyed, lambda _state, batch: (None, normalize(batch))),
+        )  # Routed
+    else:
+        normalized = op.flat_map("normalize", batches, normalize)  # Routed
 
-    by_event = op.key_on("key_event", claims, _dedup_key)
-    judged = op.key_rm(
-        "judged", op.stateful_batch("dedup", by_event, lambda resume: _DedupLogic(dedup_ttl_ms, resume, recovery))
-    )  # Verdict | Tick, ticks after the verdicts they follow
-    split_judged = op.branch("split_ticks", judged, lambda item: isinstance(item, Verdict))
-    verdicts_only: Stream[Verdict] = split_judged.trues  # type: ignore[assignment]
-    ticks: Stream[Tick] = split_judged.falses  # type: ignore[assignment]
-    by_message = op.key_on("key_message", verdicts_only, lambda verdict: bucket_of(verdict.claim.raw_ref, BUCKETS))
-    tallied = op.key_rm(
-        "tallied", op.stateful_batch("tally", by_message, lambda resume: _TallyLogic(resume, recovery))
-    )  # MessageOutcome
+    recovery, run_id = config.recovery, config.run_id
 
-    new_events = op.filter_map(
-        "new_events", verdicts_only, lambda verdict: verdict.claim.event if verdict.is_new else None
-    )  # CanonicalEvent
+    def dedup_builder(resume: bytes | None) -> DedupLogic:
+        return DedupLogic(
+            topology,
+            domain.dedup_ttl_ms,
+            domain.lateness_ms,
+            domain.xref_ttl_ms,
+            config.accounting_source,
+            run_id,
+            recovery,
+            resume,
+        )
 
-    if dead_letter_sink is not None:
-        letters = op.filter_map("dead_letters", finished, _only_dead_letter)  # DeadLetter
-        op.output("kafka_dead_letters", op.map("dead_letter_message", letters, dead_letter_message), dead_letter_sink)
+    deduped = op.key_rm("dedup_out", op.stateful_batch("dedup", _to(DEDUP, normalized, "normalize"), dedup_builder))
 
-    stores: list[Stream[Any]] = [new_events, finished, tallied]
-    if core is not None:
-        core_config = core
-        core_in = op.key_on("key_core", op.merge("events_and_ticks", new_events, ticks), lambda _: CORE_KEY)
-        domain = op.key_rm(
-            "domain_rows",
-            op.stateful_batch(
-                "core",
-                core_in,
-                lambda resume: CoreLogic(core_config, master, BUCKETS, resume, idle_timeout, recovery),
-            ),
-        )  # DeliveryStatus | SyncLatency | Alert | InventoryPosition | InventoryDelta
-        stores.append(domain)
-        alerts = op.filter_map("alerts", domain, _only_alert)  # Alert
+    def tally_builder(resume: bytes | None) -> TallyLogic:
+        return TallyLogic(topology, run_id, recovery, resume)
+
+    tally_in = op.merge("tally_in", _to(TALLY, normalized, "normalize"), _to(TALLY, deduped, "dedup"))
+    tallied = op.key_rm("tally_out", op.stateful_batch("tally", tally_in, tally_builder))
+
+    resolved = _stage(
+        RESOLUTION,
+        [_to(RESOLUTION, deduped, "dedup")],
+        config,
+        lambda state: ResolutionLogic(domain.retention_ms, state),
+        ResolutionState,
+    )
+    arbitrated = _stage(
+        ARBITER,
+        [_to(ARBITER, deduped, "dedup"), _to(ARBITER, resolved, "resolution")],
+        config,
+        lambda state: ArbiterLogic(domain.retention_ms, state),
+        ArbiterState,
+    )
+    lifecycle = _stage(
+        LIFECYCLE,
+        [_to(LIFECYCLE, deduped, "dedup"), _to(LIFECYCLE, arbitrated, "arbiter")],
+        config,
+        lambda state: LifecycleLogic(domain.handoffs, domain.retention_ms, domain.idle_retention_ms, master, state),
+        LifecycleState,
+    )
+    inventory = _stage(
+        INVENTORY,
+        [_to(INVENTORY, deduped, "dedup"), _to(INVENTORY, lifecycle, "lifecycle")],
+        config,
+        lambda state: InventoryLogic(master, domain.tolerance, domain.grace, domain.retention_ms, state),
+        InventoryState,
+    )
+
+    outputs = {"normalize": normalized, "dedup": deduped, "tally": tallied}
+    outputs |= {RESOLUTION: resolved, ARBITER: arbitrated, LIFECYCLE: lifecycle, INVENTORY: inventory}
+    rows = op.merge("rows", *(_sink_packets(name, stream) for name, stream in outputs.items()))
+    op.output("clickhouse", rows, sink)
+
+    if alert_sinks:
+        alerts = op.merge(
+            "alerts", *(_payloads(ALERTS, name, outputs[name]) for name in (ARBITER, LIFECYCLE, INVENTORY))
+        )
         for name, alert_sink in alert_sinks:
             op.output(name, alerts, alert_sink)
-
-    to_store: Stream[Any] = op.merge("to_store", *stores)  # SinkItem
-    keyed = op.key_on("key_sink", to_store, _sink_key)
-    op.output("clickhouse", keyed, sink)
+    if dead_letter_sink is not None:
+        packets = _payloads(DEAD_LETTERS, "normalize", normalized)
+        letters = op.flat_map(
+            "dead_letter_messages", packets, lambda packet: [dead_letter_message(x) for x in packet.letters]
+        )
+        op.output("kafka_dead_letters", letters, dead_letter_sink)
     return flow
 
 
-def _dedup_key(item: Claim | Tick) -> str:
-    return item.bucket if isinstance(item, Tick) else bucket_of(item.event.event_id, BUCKETS)
+def _sink_packets(name: str, stream: Stream[Routed]) -> Stream[tuple[str, Any]]:
+    def pick(routed: Routed) -> tuple[str, Any] | None:
+        return (routed[1], routed[2]) if routed[0] == SINK else None
+
+    return op.filter_map(f"{name}_rows", stream, pick)
 
 
-def _only_alert(item: DomainOutput) -> Alert | None:
-    return item if isinstance(item, Alert) else None
+def _payloads(destination: str, name: str, stream: Stream[Routed]) -> Stream[Any]:
+    def pick(routed: Routed) -> Any:
+        return routed[2] if routed[0] == destination else None
 
-
-def _only_dead_letter(item: DeadLetter | MessageOutcome) -> DeadLetter | None:
-    return item if isinstance(item, DeadLetter) else None
-
-
-def _sink_key(item: SinkItem) -> str:
-    if isinstance(item, DeadLetter):
-        return item.raw.raw_ref
-    if isinstance(item, MessageOutcome):
-        return item.topic
-    if isinstance(item, CanonicalEvent):
-        return item.event_id
-    if isinstance(item, Alert):
-        return item.alert_id
-    if isinstance(item, InventoryPosition | InventoryDelta):
-        return f"{item.site}/{item.sku}"
-    return item.delivery_id
+    return op.filter_map(f"{name}_{destination}", stream, pick)

@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     database: str = DEFAULT_DATABASE
     master_dir: Path | None = Field(None, validation_alias=AliasChoices("master_dir", "master"))
     workers: Annotated[int, Field(ge=1, le=256)] = 1
+    processes: Annotated[int, Field(ge=1, le=64)] = 1  # bytewax processes on this machine (`--processes`)
+    # One process of a cluster spread over machines: its index and every process's host:port.
+    process_id: Annotated[int, Field(ge=0, le=1023)] | None = None
+    addresses: str | None = None  # "host1:port;host2:port" (bytewax -a), the same list in every process
+    run_id: str | None = None  # the same in every process of a cluster (default: a new one per run)
+    buckets: Annotated[int, Field(ge=1, le=1024)] = 8  # keys per domain stage (>= total workers)
     bootstrap: str | None = Field(None, validation_alias=AliasChoices("bootstrap", "kafka_bootstrap"))
     until_end: bool = False
     batch_size: Count = 2000

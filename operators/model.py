@@ -93,7 +93,7 @@ class Line(msgspec.Struct, frozen=True, gc=False, array_like=True):
     uom: str
 
 
-class CanonicalEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True):
+class CanonicalEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True, tag="event"):
     """The canonical event, schema_version 1 (design.md 2.5). Immutable.
 
     A msgspec Struct rather than a pydantic model: it is built once or more per raw message on

@@ -1,25 +1,40 @@
-"""Kafka outputs: dead letters (raw payload + reason headers) and alerts (keyed by alert id)."""
+"""Kafka outputs: dead letters (raw payload + reason headers) and alerts (keyed by alert id).
+
+Producers are idempotent (`enable.idempotence`): a retried produce is written once. What stays
+at-least-once is bytewax's recovery: after a crash the last epoch is processed again and its
+dead letters and alert versions are produced again (consumers dedupe alerts by
+`alert_id:version`, dead letters by `logisync.raw_ref`).
+
+A dead letter bigger than the topic accepts (`max_bytes`, below the broker's message.max.bytes)
+is produced truncated, with `logisync.truncated` = its full size; ClickHouse keeps it whole.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 
+import msgspec
 import orjson
 from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
 
-from operators.domain.alerts import Alert
+from operators.domain.alerts import Alert, iso
 from operators.formats.timeparse import to_epoch_ms
 from operators.model import DeadLetter
-from sinks.rows import ALERT_COLUMNS
 
 DEAD_LETTER_TOPIC = "logisync.dead_letters"
 ALERTS_TOPIC = "logisync.alerts"
+# Under the broker's default message.max.bytes (1 MiB) with room for key, headers and framing.
+DEAD_LETTER_MAX_BYTES = 900_000
+_TIME_FIELDS = ("due_at", "opened_at", "resolved_at")
 
 
-def dead_letter_message(letter: DeadLetter) -> KafkaSinkMessage[bytes | None, bytes]:
-    """The raw payload unchanged, keyed as it came, with the verdict in headers."""
+def dead_letter_message(
+    letter: DeadLetter, max_bytes: int = DEAD_LETTER_MAX_BYTES
+) -> KafkaSinkMessage[bytes | None, bytes]:
+    """The raw payload unchanged (or its first `max_bytes`), keyed as it came, with the verdict in
+    headers."""
     raw = letter.raw
+    value = raw.value
     headers = [
         ("logisync.reason", str(letter.reason).encode()),
         ("logisync.adapter", letter.adapter.encode()),
@@ -28,24 +43,25 @@ def dead_letter_message(letter: DeadLetter) -> KafkaSinkMessage[bytes | None, by
         ("logisync.source_topic", raw.topic.encode()),
         ("logisync.received_at_ms", str(to_epoch_ms(raw.received_at)).encode()),
     ]
-    key = raw.key.encode("utf-8") if raw.key is not None else None
-    return KafkaSinkMessage(key=key, value=raw.value, headers=headers)
+    if len(value) > max_bytes:
+        headers.append(("logisync.truncated", str(len(value)).encode()))
+        value = value[:max_bytes]
+    key = raw.key.encode("utf-8")[:1024] if raw.key is not None else None
+    return KafkaSinkMessage(key=key, value=value, headers=headers)
 
 
 def kafka_sink(bootstrap: str, topic: str, config: Mapping[str, str]) -> KafkaSink:
     # linger + compression: the connector flushes every batch, so let librdkafka batch too.
-    add_config = {"linger.ms": "20", "compression.type": "lz4", **config}
+    add_config = {"linger.ms": "20", "compression.type": "lz4", "enable.idempotence": "true", **config}
     return KafkaSink([bootstrap], topic, add_config=add_config)
 
 
 def alert_payload(alert: Alert) -> dict[str, object]:
     """An alert as a JSON-ready dict (times ISO 8601 UTC), for Kafka and the webhook."""
-    payload: dict[str, object] = {}
-    for name in ALERT_COLUMNS:
-        value = getattr(alert, name)
-        if isinstance(value, datetime):
-            value = value.isoformat().replace("+00:00", "Z")
-        payload[name] = value
+    payload: dict[str, object] = msgspec.structs.asdict(alert)
+    for name in _TIME_FIELDS:
+        value = payload[name]
+        payload[name] = str(iso(value)).replace("+00:00", "Z") if isinstance(value, int) else None
     return payload
 
 

@@ -1,26 +1,42 @@
 """Pure row mapping for the ClickHouse tables (`to_row` beside the sink, style.md).
 
-Rows are tuples in the column order below; times are epoch milliseconds (ClickHouse's own
-insert guidance: ints, not Python datetimes, on the hot path).
+Rows are tuples in the column order of their table; times are epoch milliseconds (ClickHouse's
+own insert guidance: ints, not Python datetimes, on the hot path). The wall-clock column of a
+table (`ingested_at`, `flushed_at`, `updated_at`) is not in the row: the sink adds it, one value
+per insert. Row mapping runs where the row is made (any worker, any process); only the tuples
+travel to the sink's partition.
 """
 
 from __future__ import annotations
 
 import base64
 import operator
-from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import fields
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from operators.domain.alerts import Alert
 from operators.domain.delivery_status import DeliveryStatus
 from operators.domain.handoffs import SyncLatency
 from operators.domain.inventory_units import InventoryDelta, InventoryPosition
+from operators.domain.lifecycle import EventLink
 from operators.formats.timeparse import to_epoch_ms
-from operators.ingest.accounting import DEAD_LETTERED, DUPLICATE, IGNORED, NORMALIZED, MessageOutcome
+from operators.ingest.accounting import IngestStats
 from operators.model import CanonicalEvent, DeadLetter
+
+Row = Sequence[Any]  # a tuple when made, a list after crossing a process as msgpack
+
+
+class StageWatermark(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """One row of `stage_watermarks`: W of one bucket of one stage (epoch ms)."""
+
+    run_id: str
+    stage: str
+    bucket: int
+    watermark: int
+
 
 EVENT_COLUMNS = (
     "event_id",
@@ -49,7 +65,6 @@ EVENT_COLUMNS = (
     "lines.uom",
     "raw_ref",
     "attributes",
-    "ingested_at",
 )
 
 DEAD_LETTER_COLUMNS = (
@@ -59,7 +74,6 @@ DEAD_LETTER_COLUMNS = (
     "offset",
     "key",
     "received_at",
-    "ingested_at",
     "reason",
     "adapter",
     "error",
@@ -67,37 +81,22 @@ DEAD_LETTER_COLUMNS = (
     "payload_b64",
 )
 
-INGEST_STATS_COLUMNS = (
-    "run_id",
-    "worker",
-    "flush_seq",
-    "flushed_at",
-    "topic",
-    "raw_in",
-    "normalized",
-    "events_out",
-    "dead_lettered",
-    "duplicates",
-    "ignored",
-    "mapping_warnings",
-    "events_by_type",
-    "dead_by_reason",
-)
 
-
-def event_row(event: CanonicalEvent, ingested_ms: int) -> tuple[object, ...]:
+def event_row(event: CanonicalEvent) -> Row:
     lines = event.lines
+    recorded = event.recorded_at
+    milestone = event.milestone
     return (
         event.event_id,
         event.schema_version,
-        str(event.event_type),
-        str(event.source_kind),
+        event.event_type.value,
+        event.source_kind.value,
         event.source_format,
         event.source_system,
         to_epoch_ms(event.occurred_at),
-        None if event.recorded_at is None else to_epoch_ms(event.recorded_at),
+        None if recorded is None else to_epoch_ms(recorded),
         to_epoch_ms(event.received_at),
-        str(event.time_precision),
+        event.time_precision.value,
         event.tz_assumed,
         event.delivery_id or "",
         event.order_id or "",
@@ -105,7 +104,7 @@ def event_row(event: CanonicalEvent, ingested_ms: int) -> tuple[object, ...]:
         event.tracking_number or "",
         event.carrier or "",
         event.site or "",
-        "" if event.milestone is None else str(event.milestone),
+        "" if milestone is None else milestone.value,
         event.status_code or "",
         event.reason_code or "",
         event.location or "",
@@ -113,12 +112,12 @@ def event_row(event: CanonicalEvent, ingested_ms: int) -> tuple[object, ...]:
         [line.quantity for line in lines],
         [line.uom for line in lines],
         event.raw_ref,
-        dict(event.attributes),
-        ingested_ms,
+        event.attributes,
     )
 
 
-def dead_letter_row(letter: DeadLetter, ingested_ms: int) -> tuple[object, ...]:
+def dead_letter_row(letter: DeadLetter) -> Row:
+    """The whole payload, whatever its size (the dead-letter topic may get a truncated copy)."""
     raw = letter.raw
     try:
         payload, is_b64 = raw.value.decode("utf-8"), False
@@ -131,7 +130,6 @@ def dead_letter_row(letter: DeadLetter, ingested_ms: int) -> tuple[object, ...]:
         raw.offset,
         raw.key or "",
         to_epoch_ms(raw.received_at),
-        ingested_ms,
         str(letter.reason),
         letter.adapter,
         letter.error,
@@ -140,75 +138,40 @@ def dead_letter_row(letter: DeadLetter, ingested_ms: int) -> tuple[object, ...]:
     )
 
 
-def ingest_stats_rows(
-    outcomes: Iterable[MessageOutcome], run_id: str, worker: str, flush_seq: int, flushed_ms: int
-) -> list[tuple[object, ...]]:
-    """One row per topic summing the outcomes of one flush."""
-    per_topic: dict[str, Counter[str]] = {}
-    types: dict[str, Counter[str]] = {}
-    reasons: dict[str, Counter[str]] = {}
-    for outcome in outcomes:
-        counts = per_topic.setdefault(outcome.topic, Counter())
-        counts["raw_in"] += 1
-        counts[outcome.outcome] += 1
-        counts["mapping_warnings"] += outcome.mapping_warnings
-        counts["events_out"] += len(outcome.new_event_types)
-        types.setdefault(outcome.topic, Counter()).update(outcome.new_event_types)
-        if outcome.dead_reason:
-            reasons.setdefault(outcome.topic, Counter())[outcome.dead_reason] += 1
-    return [
-        (
-            run_id,
-            worker,
-            flush_seq,
-            flushed_ms,
-            topic,
-            counts["raw_in"],
-            counts[NORMALIZED],
-            counts["events_out"],
-            counts[DEAD_LETTERED],
-            counts[DUPLICATE],
-            counts[IGNORED],
-            counts["mapping_warnings"],
-            dict(types.get(topic, {})),
-            dict(reasons.get(topic, {})),
-        )
-        for topic, counts in sorted(per_topic.items())
-    ]
+def _fields(cls: type[msgspec.Struct]) -> tuple[str, ...]:
+    return tuple(cls.__struct_fields__)
 
 
-def _ms(value: datetime | None) -> int | None:
-    return None if value is None else to_epoch_ms(value)
+@dataclass(frozen=True)
+class Table:
+    """How one kind of row is stored."""
+
+    name: str
+    columns: Sequence[str]
+    to_row: Callable[[Any], Row]
+    clock: str | None = None  # the wall-clock column the sink adds at insert
+    key: Callable[[Row], Any] | None = None  # entity key: only the newest version per key is kept ...
+    version: int | None = None  # ... by this column (index into the row), within one insert
 
 
-RowFn = Callable[[Any, int], tuple[object, ...]]
+def _key(*indexes: int) -> Callable[[Row], Any]:
+    return operator.itemgetter(*indexes)
 
 
-def field_row(columns: tuple[str, ...]) -> RowFn:
-    """to_row for the domain rows, whose fields are the table's columns (datetimes -> epoch ms)."""
-
-    getter = operator.attrgetter(*columns)
-    times = tuple(index for index, column in enumerate(columns) if column.endswith(("_at", "_of")) or column == "at")
-
-    def to_row(item: Any, ingested_ms: int) -> tuple[object, ...]:
-        values = list(getter(item))
-        for index in times:
-            value = values[index]
-            if value is not None:
-                values[index] = to_epoch_ms(value)
-        return tuple(values)
-
-    return to_row
-
-
-DELIVERY_STATUS_COLUMNS = tuple(field.name for field in fields(DeliveryStatus))
-SYNC_LATENCY_COLUMNS = tuple(field.name for field in fields(SyncLatency))
-ALERT_COLUMNS = tuple(field.name for field in fields(Alert))
-INVENTORY_POSITION_COLUMNS = tuple(field.name for field in fields(InventoryPosition))
-INVENTORY_DELTA_COLUMNS = tuple(field.name for field in fields(InventoryDelta))
-
-delivery_status_row = field_row(DELIVERY_STATUS_COLUMNS)
-sync_latency_row = field_row(SYNC_LATENCY_COLUMNS)
-alert_row = field_row(ALERT_COLUMNS)
-inventory_position_row = field_row(INVENTORY_POSITION_COLUMNS)
-inventory_delta_row = field_row(INVENTORY_DELTA_COLUMNS)
+TABLES: dict[type, Table] = {
+    CanonicalEvent: Table("events", EVENT_COLUMNS, event_row, "ingested_at"),
+    DeadLetter: Table("dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row, "ingested_at"),
+    IngestStats: Table("ingest_stats", _fields(IngestStats), msgspec.structs.astuple, "flushed_at", _key(0, 1, 2), 4),
+    DeliveryStatus: Table("delivery_status", _fields(DeliveryStatus), msgspec.structs.astuple, None, _key(0), 12),
+    SyncLatency: Table("sync_latency", _fields(SyncLatency), msgspec.structs.astuple, None, _key(0, 1), 12),
+    Alert: Table("alerts", _fields(Alert), msgspec.structs.astuple),  # every version (a history)
+    InventoryPosition: Table(
+        "inventory_positions", _fields(InventoryPosition), msgspec.structs.astuple, None, _key(0, 1, 2), 11
+    ),
+    InventoryDelta: Table("inventory_deltas", _fields(InventoryDelta), msgspec.structs.astuple),
+    EventLink: Table("event_links", _fields(EventLink), msgspec.structs.astuple, None, _key(0, 1), 8),
+    StageWatermark: Table(
+        "stage_watermarks", _fields(StageWatermark), msgspec.structs.astuple, "updated_at", _key(0, 1, 2), 3
+    ),
+}
+TABLE_BY_NAME: dict[str, Table] = {table.name: table for table in TABLES.values()}

@@ -11,7 +11,9 @@ Wraps `bytewax.connectors.kafka.KafkaSource` (one input partition per topic-part
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +23,10 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from typing_extensions import override
 
+from operators.formats.timeparse import to_epoch_ms
+from operators.ingest.sanity import LIVE_AHEAD_MS, is_sane_received
 from operators.model import RawMessage
+from sources.batch import RawBatch
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +51,20 @@ def preflight(bootstrap: str, topics: Sequence[str], config: Mapping[str, str], 
         raise KafkaUnavailableError(f"Kafka at {bootstrap} has no topic(s) {missing}; create them first")
 
 
+_MAX_DATETIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+_MIN_DATETIME = datetime(1, 1, 1, tzinfo=UTC)
+
+
 def to_raw(message: KafkaSourceMessage[bytes | None, bytes | None]) -> RawMessage:
     kind, millis = message.timestamp if message.timestamp is not None else (_TIMESTAMP_NOT_AVAILABLE, 0)
     if kind == _TIMESTAMP_NOT_AVAILABLE:
         # No broker timestamp (very old producers): arrival now is the best we can say.
         received_at = datetime.now(UTC)
     else:
-        received_at = _EPOCH + timedelta(milliseconds=millis)
+        try:
+            received_at = _EPOCH + timedelta(milliseconds=millis)
+        except OverflowError:  # an absurd timestamp: kept absurd, so the flow dead-letters it
+            received_at = _MAX_DATETIME if millis > 0 else _MIN_DATETIME
     key = message.key.decode("utf-8", errors="replace") if message.key is not None else None
     return RawMessage(
         topic=message.topic or "",
@@ -64,38 +76,122 @@ def to_raw(message: KafkaSourceMessage[bytes | None, bytes | None]) -> RawMessag
     )
 
 
-class _RawPartition(StatefulSourcePartition[RawMessage, int | None]):
-    """The connector's partition, mapped to RawMessages and optionally bounded by an end offset."""
+def source_id(topic: str, partition: int) -> str:
+    """An input partition's name as a watermark sender and in ingest_stats: `<topic>:<partition>`."""
+    return f"{topic}:{partition}"
 
-    def __init__(self, inner: StatefulSourcePartition[Any, int | None], end_offset: int | None) -> None:
+
+@dataclass(frozen=True)
+class LiveTiming:
+    """Live mode (no end offsets): how a partition batches and how it lets the clock move W.
+
+    `linger_ms`: a batch is handed on when it is this old (or full): fewer, larger batches through
+    the stages at the cost of that much latency. `idle_ms`: once a partition is caught up, it
+    promises the clock minus this, so that a quiet feed does not hold back SLA alerts (as Flink's
+    `withIdleness`); a message produced with an older timestamp than that arrives late.
+    `heartbeat_ms`: how often a caught-up partition says so.
+    """
+
+    linger_ms: int = 20
+    idle_ms: int = 30_000
+    heartbeat_ms: int = 1_000
+
+
+Clock = Callable[[], int]  # wall clock, epoch ms
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _RawPartition(StatefulSourcePartition[RawBatch, int | None]):
+    """The connector's partition as RawBatches: bounded by an end offset (`until_end`), or live."""
+
+    def __init__(
+        self,
+        inner: StatefulSourcePartition[Any, int | None],
+        source: str,
+        end_offset: int | None,
+        live: LiveTiming | None,
+        count: Callable[[int], None] | None,
+        clock: Clock = _wall_ms,
+        start_offset: int | None = None,
+    ) -> None:
         self._inner = inner
+        self._source = source
         self._end = end_offset
-        # Our own position: messages past the end offset are not emitted, so they must not be
-        # counted as read either (a later resume in live mode starts with them).
-        self._next_offset = inner.snapshot()
+        self._live = live
+        self._count = count
+        self._clock = clock
+        # Our own position: messages past the end offset, or still lingering, are not emitted, so
+        # they must not count as read either (a resume starts with them).
+        self._next_offset = start_offset if start_offset is not None else inner.snapshot()
         self._done = self._reached(self._next_offset)
+        self._finished = False
+        self._pending: list[RawMessage] = []
+        self._pending_since = 0
+        self._promise: int | None = None
+        self._last_sent = 0
 
     def _reached(self, next_offset: int | None) -> bool:
         return self._end is not None and next_offset is not None and next_offset >= self._end
 
     @override
-    def next_batch(self) -> list[RawMessage]:
-        if self._done:
+    def next_batch(self) -> list[RawBatch]:
+        if self._finished:
             raise StopIteration()
-        batch = self._inner.next_batch()
-        out = []
-        for message in batch:
+        if self._done:
+            self._finished = True
+            return [RawBatch(self._source, self._take(), self._promise, True)]
+        consumed = list(self._inner.next_batch())
+        for message in consumed:
             if self._end is not None and message.offset >= self._end:
                 self._done = True
                 break
-            out.append(to_raw(message))
-            self._next_offset = message.offset + 1
-        if self._reached(self._next_offset):
+            self._pending.append(to_raw(message))
+            if len(self._pending) == 1:
+                self._pending_since = self._clock()
+        if self._pending and self._reached(self._pending[-1].offset + 1):
             self._done = True
-        return out
+        if self._done:
+            self._finished = True
+            return [RawBatch(self._source, self._take(), self._promise, True)]
+        live = self._live
+        if live is None:
+            return [RawBatch(self._source, self._take(), self._promise)] if self._pending else []
+        now = self._clock()
+        horizon = now + LIVE_AHEAD_MS
+        if self._pending and (len(consumed) == 0 or now - self._pending_since >= live.linger_ms):
+            messages = self._take(horizon)
+            self._last_sent = now
+            return [RawBatch(self._source, messages, self._promise, horizon_ms=horizon)]
+        if not consumed and not self._pending and now - self._last_sent >= live.heartbeat_ms:
+            # Caught up: later messages are received now or later (minus the producers' slack).
+            floor = now - live.idle_ms
+            if self._promise is None or floor > self._promise:
+                self._promise = floor
+            self._last_sent = now
+            return [RawBatch(self._source, [], self._promise, horizon_ms=horizon)]
+        return []
+
+    def _take(self, horizon_ms: int | None = None) -> list[RawMessage]:
+        messages, self._pending = self._pending, []
+        promise = self._promise
+        for message in messages:
+            received_ms = to_epoch_ms(message.received_at)
+            if is_sane_received(received_ms, horizon_ms) and (promise is None or received_ms > promise):
+                promise = received_ms
+        self._promise = promise
+        if messages:
+            self._next_offset = messages[-1].offset + 1
+            if self._count is not None:
+                self._count(len(messages))
+        return messages
 
     @override
     def next_awake(self) -> datetime | None:
+        if self._pending and self._live is not None:
+            return datetime.now(UTC) + timedelta(milliseconds=self._live.linger_ms)
         return self._inner.next_awake()
 
     @override
@@ -107,8 +203,8 @@ class _RawPartition(StatefulSourcePartition[RawMessage, int | None]):
         self._inner.close()
 
 
-class RawKafkaSource(FixedPartitionedSource[RawMessage, int | None]):
-    """Topics -> RawMessages; `until_end` reads up to the end offsets seen at start, then ends."""
+class RawKafkaSource(FixedPartitionedSource[RawBatch, int | None]):
+    """Topics -> RawBatches; `until_end` reads up to the end offsets seen at start, then ends."""
 
     def __init__(
         self,
@@ -118,11 +214,15 @@ class RawKafkaSource(FixedPartitionedSource[RawMessage, int | None]):
         until_end: bool = False,
         batch_size: int = 2000,
         config: Mapping[str, str] | None = None,
+        live: LiveTiming | None = None,
+        count: Callable[[int], None] | None = None,
     ) -> None:
         self._bootstrap = bootstrap
         self._topics = list(topics)
         self._until_end = until_end
         self._config = dict(config or {})
+        self._live = None if until_end else (live or LiveTiming())
+        self._count = count
         # Reading from the beginning on a first start; a resume continues from the snapshot.
         # auto.offset.reset=earliest: never skip silently to the end if a resume offset was
         # deleted by retention (bytewax guide 1.3).
@@ -133,6 +233,14 @@ class RawKafkaSource(FixedPartitionedSource[RawMessage, int | None]):
             batch_size=batch_size,
             add_config={"auto.offset.reset": "earliest", **self._config},
         )
+        self._partitions = partitions_of(bootstrap, self._topics, self._config)
+
+    @property
+    def senders(self) -> tuple[str, ...]:
+        """Every input partition, known before the first message (the watermark waits for all)."""
+        return tuple(
+            source_id(topic, index) for topic, count in sorted(self._partitions.items()) for index in range(count)
+        )
 
     @override
     def list_parts(self) -> list[str]:
@@ -140,21 +248,37 @@ class RawKafkaSource(FixedPartitionedSource[RawMessage, int | None]):
 
     @override
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _RawPartition:
-        inner = self._inner.build_part(step_id, for_part, resume_state)
-        end = self._end_offset(for_part) if self._until_end else None
-        return _RawPartition(inner, end)
-
-    def _end_offset(self, for_part: str) -> int:
         index, topic = for_part.split("-", 1)
+        low, high = self._watermark_offsets(topic, int(index))
+        if resume_state is not None and resume_state > high:
+            log.warning(
+                "%s:%s: the recovery snapshot resumes at offset %d but the partition ends at %d: "
+                "the topic was recreated (offsets went backwards); reading it again from offset %d",
+                topic, index, resume_state, high, low,
+            )  # fmt: skip
+            resume_state = low
+        inner = self._inner.build_part(step_id, for_part, resume_state)
+        end = high if self._until_end else None
+        start = resume_state if resume_state is not None else low
+        return _RawPartition(inner, source_id(topic, int(index)), end, self._live, self._count, start_offset=start)
+
+    def _watermark_offsets(self, topic: str, index: int) -> tuple[int, int]:
         consumer = Consumer({"bootstrap.servers": self._bootstrap, "group.id": "logisync-watermarks", **self._config})
         try:
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, int(index)), timeout=10)
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, index), timeout=10)
         finally:
             consumer.close()
-        return int(high)
+        return int(low), int(high)
 
 
-def build_kafka_source(settings: Any) -> RawKafkaSource:
+def partitions_of(bootstrap: str, topics: Sequence[str], config: Mapping[str, str]) -> dict[str, int]:
+    """topic -> partition count, from the broker's metadata."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, **config})
+    metadata = admin.list_topics(timeout=10)
+    return {topic: len(metadata.topics[topic].partitions) for topic in topics if topic in metadata.topics}
+
+
+def build_kafka_source(settings: Any, count: Callable[[int], None] | None = None) -> RawKafkaSource:
     """The Kafka source for `logisync run --source kafka` (topics = the configured topic map)."""
     topics = sorted(settings.topic_adapters)
     outputs = [settings.dead_letter_topic, settings.alerts_topic]
@@ -172,6 +296,8 @@ def build_kafka_source(settings: Any) -> RawKafkaSource:
         until_end=settings.until_end,
         batch_size=settings.batch_size,
         config=settings.kafka_config,
+        live=LiveTiming(idle_ms=int(settings.idle_timeout_s * 1000)),
+        count=count,
     )
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+import msgspec
 
 # Rules of v1 (design.md 3.5). inventory_mismatch and the pipeline-health rules are raised elsewhere.
 HANDOFF_MISSING = "handoff_missing"
@@ -27,9 +28,9 @@ CRITICAL = "critical"
 WARNING = "warning"
 
 
-@dataclass(frozen=True, slots=True)
-class Alert:
-    """One version of an alert (a row of `alerts`). Strings are "" when they do not apply."""
+class Alert(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """One version of an alert (a row of `alerts`). Strings are "" when they do not apply; times
+    are epoch milliseconds (UTC)."""
 
     alert_id: str
     rule: str
@@ -40,9 +41,9 @@ class Alert:
     site: str
     sku: str
     state: str  # OPEN | RESOLVED
-    due_at: datetime | None
-    opened_at: datetime
-    resolved_at: datetime | None  # None while open
+    due_at: int | None
+    opened_at: int
+    resolved_at: int | None  # None while open
     details: str  # JSON object text, keys sorted
     version: int
 
@@ -65,6 +66,7 @@ def details_json(**fields: object) -> str:
     """Alert details as compact JSON with sorted keys (identical input -> identical text).
 
     datetimes become ISO 8601 text and timedeltas milliseconds; None values are left out.
+    Pass epoch-ms times through `iso()` first.
     """
     return json.dumps(
         {key: _plain(value) for key, value in fields.items() if value is not None},
@@ -79,6 +81,21 @@ def _plain(value: object) -> object:
     if isinstance(value, timedelta):
         return duration_ms(value)
     return value
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def iso(millis: int | None) -> str | None:
+    """Epoch milliseconds as ISO 8601 UTC text (`2024-03-01T08:00:00+00:00`), None as None."""
+    if millis is None:
+        return None
+    return (_EPOCH + timedelta(milliseconds=millis)).isoformat()
+
+
+def with_alert(alert: Alert, **changes: object) -> Alert:
+    """A new version of an alert (the record itself is immutable)."""
+    return msgspec.structs.replace(alert, **changes)
 
 
 def duration_ms(value: timedelta) -> int:

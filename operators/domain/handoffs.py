@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
+
+import msgspec
 
 from operators.domain.alerts import duration_ms
 from operators.model import CanonicalEvent, EventType, Milestone, SourceKind
@@ -59,12 +61,6 @@ class Handoff:
     def is_to(self, event: CanonicalEvent) -> bool:
         return _matches(event, self.to_types, self.to_kinds, self.to_milestones)
 
-    def from_time_of(self, event: CanonicalEvent) -> datetime:
-        return event_time(event, self.from_time)
-
-    def to_time_of(self, event: CanonicalEvent) -> datetime:
-        return event_time(event, self.to_time)
-
 
 def _matches(
     event: CanonicalEvent,
@@ -104,13 +100,6 @@ class HandoffMatcher:
             matches = ((i, h, h.is_from(event), h.is_to(event)) for i, h in enumerate(self.handoffs))
             found = self._cache[key] = tuple(match for match in matches if match[2] or match[3])
         return found
-
-
-def event_time(event: CanonicalEvent, time_field: str) -> datetime:
-    """`occurred_at`, or `recorded_at` falling back to `received_at` when the source gives none."""
-    if time_field == RECORDED_AT:
-        return event.recorded_at if event.recorded_at is not None else event.received_at
-    return event.occurred_at
 
 
 # design.md 3.3, default handoffs.
@@ -159,12 +148,11 @@ DEFAULT_HANDOFFS: tuple[Handoff, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class SyncLatency:
+class SyncLatency(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """One version of a (handoff, delivery) fact, a row of `sync_latency`.
 
     Emitted once the from-time is known; `to_*` and `latency_ms` stay empty/None until a to-event
-    is known. Strings are "" when unknown.
+    is known. Strings are "" when unknown; times are epoch ms.
     """
 
     handoff: str
@@ -173,8 +161,8 @@ class SyncLatency:
     site: str
     from_event_id: str
     to_event_id: str
-    from_at: datetime
-    to_at: datetime | None
+    from_at: int
+    to_at: int | None
     latency_ms: int | None
     sla_ms: int
     breached: bool

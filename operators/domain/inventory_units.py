@@ -9,11 +9,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TypeVar
 
-from operators.domain.alerts import INVENTORY_MISMATCH, OPEN, RESOLVED, WARNING, Alert, alert_id, details_json
+import msgspec
+
+from operators.domain.alerts import (
+    INVENTORY_MISMATCH,
+    OPEN,
+    RESOLVED,
+    WARNING,
+    Alert,
+    alert_id,
+    details_json,
+    iso,
+    with_alert,
+)
 from operators.master import MasterData
 from operators.model import Line
 
@@ -24,9 +36,7 @@ SIDES = (ERP, WMS)
 # never reads as drift; every sum is math.fsum, which does not depend on the order of its terms.
 DECIMALS = 9
 
-PositionKey = tuple[str, str, str]  # (site, sku, uom)
-SkuUnit = tuple[str, str]  # (sku, uom) within one site
-Quantities = dict[SkuUnit, float]
+Quantities = dict[str, float]  # position key ("sku\x1fuom", see position_key) -> quantity
 
 
 # -- units of measure ---------------------------------------------------------------------------
@@ -45,7 +55,7 @@ def base_uom(master: MasterData, sku: str) -> str | None:
     return normalize_uom(product.uom)
 
 
-def in_position_unit(line: Line, master: MasterData) -> tuple[SkuUnit, float]:
+def in_position_unit(line: Line, master: MasterData) -> tuple[str, float]:
     """(sku, uom) of the position a line belongs to, and its quantity in that position's unit.
 
     The base unit when the line is in it or the master gives a factor for the line's unit
@@ -56,12 +66,12 @@ def in_position_unit(line: Line, master: MasterData) -> tuple[SkuUnit, float]:
     uom = normalize_uom(line.uom)
     base = base_uom(master, line.sku)
     if base is None or uom == base:
-        return (line.sku, uom), line.quantity
+        return position_key(line.sku, uom), line.quantity
     product = master.product(line.sku)
     for alternative, factor in product.conversions if product else ():
         if normalize_uom(alternative) == uom:
-            return (line.sku, base), line.quantity * factor
-    return (line.sku, uom), line.quantity
+            return position_key(line.sku, base), line.quantity * factor
+    return position_key(line.sku, uom), line.quantity
 
 
 def is_unit_mismatch(master: MasterData, sku: str, uom: str) -> bool:
@@ -71,7 +81,7 @@ def is_unit_mismatch(master: MasterData, sku: str, uom: str) -> bool:
 
 def line_quantities(lines: Iterable[Line], master: MasterData) -> Quantities:
     """Lines summed per position (an event may list one sku twice)."""
-    parts: dict[SkuUnit, list[float]] = {}
+    parts: dict[str, list[float]] = {}
     for line in lines:
         key, quantity = in_position_unit(line, master)
         parts.setdefault(key, []).append(quantity)
@@ -148,9 +158,9 @@ class GraceConfig:
 # -- output rows --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class InventoryPosition:
-    """One row of `inventory_positions` (ReplacingMergeTree(version) keyed by site, sku, uom)."""
+class InventoryPosition(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """One row of `inventory_positions` (ReplacingMergeTree(version) keyed by site, sku, uom).
+    Times are epoch ms."""
 
     site: str
     sku: str
@@ -160,15 +170,14 @@ class InventoryPosition:
     delta: float  # wms_qty - erp_qty
     in_flight_qty: float  # dispatched by the WMS, goods issue not yet posted in the ERP (>= 0)
     unexplained_delta: float  # delta - expected_delta, expected_delta = -in_flight_qty
-    erp_as_of: datetime | None  # as_of of the ERP snapshot the position starts from
-    wms_as_of: datetime | None
+    erp_as_of: int | None  # as_of of the ERP snapshot the position starts from
+    wms_as_of: int | None
     unit_mismatch: bool  # quantities in a unit the product master cannot convert to the base unit
     version: int
 
 
-@dataclass(frozen=True, slots=True)
-class InventoryDelta:
-    """One row of `inventory_deltas`: the position as it became at `at` (the changing event's occurred_at)."""
+class InventoryDelta(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """One row of `inventory_deltas`: the position as it became at `at` (the change's event time)."""
 
     site: str
     sku: str
@@ -178,11 +187,11 @@ class InventoryDelta:
     delta: float
     in_flight_qty: float
     unexplained_delta: float
-    erp_as_of: datetime | None
-    wms_as_of: datetime | None
+    erp_as_of: int | None
+    wms_as_of: int | None
     unit_mismatch: bool
     version: int
-    at: datetime
+    at: int
 
 
 def mismatch_entity(site: str, sku: str, uom: str, unit_mismatch: bool) -> str:
@@ -191,25 +200,25 @@ def mismatch_entity(site: str, sku: str, uom: str, unit_mismatch: bool) -> str:
     return f"{site}/{sku}/{uom}" if unit_mismatch else f"{site}/{sku}"
 
 
-def delta_row(row: InventoryPosition, at: datetime) -> InventoryDelta:
+def delta_row(row: InventoryPosition, at: int) -> InventoryDelta:
     return InventoryDelta(
-        site=row.site,
-        sku=row.sku,
-        uom=row.uom,
-        erp_qty=row.erp_qty,
-        wms_qty=row.wms_qty,
-        delta=row.delta,
-        in_flight_qty=row.in_flight_qty,
-        unexplained_delta=row.unexplained_delta,
-        erp_as_of=row.erp_as_of,
-        wms_as_of=row.wms_as_of,
-        unit_mismatch=row.unit_mismatch,
-        version=row.version,
-        at=at,
+        row.site,
+        row.sku,
+        row.uom,
+        row.erp_qty,
+        row.wms_qty,
+        row.delta,
+        row.in_flight_qty,
+        row.unexplained_delta,
+        row.erp_as_of,
+        row.wms_as_of,
+        row.unit_mismatch,
+        row.version,
+        at,
     )
 
 
-def _details(row: InventoryPosition, tolerance: float, since: datetime | None) -> str:
+def _details(row: InventoryPosition, tolerance: float, since: int | None) -> str:
     return details_json(
         uom=row.uom,
         unexplained_delta=row.unexplained_delta,
@@ -218,12 +227,12 @@ def _details(row: InventoryPosition, tolerance: float, since: datetime | None) -
         in_flight_qty=row.in_flight_qty,
         tolerance=tolerance,
         unit_mismatch=row.unit_mismatch,
-        out_of_tolerance_since=since,
+        out_of_tolerance_since=iso(since),
     )
 
 
 def open_alert(
-    row: InventoryPosition, due_at: datetime, since: datetime | None, tolerance: float, previous: Alert | None
+    row: InventoryPosition, due_at: int, since: int | None, tolerance: float, previous: Alert | None
 ) -> Alert:
     """The open version of a position's alert. opened_at = due_at (since + grace), not W: the same
     events give the same alert however often the flow advances the watermark. Reopening after a
@@ -247,11 +256,11 @@ def open_alert(
     )
 
 
-def resolve_alert(alert: Alert, row: InventoryPosition, at: datetime, tolerance: float) -> Alert:
-    """resolved_at = occurred_at of the event that brought the position back within tolerance
+def resolve_alert(alert: Alert, row: InventoryPosition, at: int, tolerance: float) -> Alert:
+    """resolved_at = event time of the change that brought the position back within tolerance
     (deterministic, unlike the watermark's cadence), but never before the alert opened: a late
     event may be dated earlier."""
-    return replace(
+    return with_alert(
         alert,
         state=RESOLVED,
         resolved_at=max(at, alert.opened_at),
@@ -263,123 +272,95 @@ def resolve_alert(alert: Alert, row: InventoryPosition, at: datetime, tolerance:
 # -- keyed state --------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class SideLedger:
+class SideLedger(msgspec.Struct, gc=False, array_like=True):
     """One side (erp / wms) of one position: the movements after that side's latest snapshot.
 
     `movements`: movement id (the event_id, or `goods_issue:<delivery>` for a delivery's goods
-    issue) -> (occurred_at, signed quantity). Discarded when: a snapshot of the same site and
+    issue) -> (occurred ms, signed quantity). Discarded when: a snapshot of the same site and
     side with as_of >= occurred_at is kept (the snapshot contains it), or, without snapshots,
     `retention` of W after occurred_at, when it is folded into `folded` (a running total).
     """
 
-    movements: dict[str, tuple[datetime, float]] = field(default_factory=dict)
+    movements: dict[str, tuple[int, float]] = {}
     folded: float = 0.0
 
 
-@dataclass(slots=True)
-class PositionState:
+class PositionState(msgspec.Struct, gc=False, array_like=True):
     """One (site, sku, uom) position. Discarded when: never while the flow runs; positions are
     bounded by sites x skus (x the few units without a conversion) and their rows must keep
-    their version. What grows inside is bounded: see SideLedger, `in_flight`, `contributors`.
+    their version. What grows inside is bounded: see SideLedger and `in_flight`.
     """
 
     unit_mismatch: bool
-    erp: SideLedger = field(default_factory=SideLedger)
-    wms: SideLedger = field(default_factory=SideLedger)
-    # delivery_id -> quantity dispatched and not yet goods-issued. Discarded when: the GI arrives,
-    # or with its delivery (DeliveryState).
-    in_flight: dict[str, float] = field(default_factory=dict)
-    # Ids of the distinct events that touched the position: len() + `retired` + the site's
-    # snapshot count is the version. Discarded when: an id has left the dedup window (`seen`)
-    # and belongs to no live delivery; it is then only counted, in `retired`.
-    contributors: set[str] = field(default_factory=set)
-    retired: int = 0  # pruned contributors, plus changes made by expiry (no event)
-    emitted_version: int = 0
-    emitted_content: tuple[object, ...] = ()
-    out_since: datetime | None = None  # occurred_at of the event that pushed it out of tolerance
+    erp: SideLedger = msgspec.field(default_factory=SideLedger)
+    wms: SideLedger = msgspec.field(default_factory=SideLedger)
+    # "<delivery>/<dispatch event>" -> quantity dispatched, goods issue not posted yet.
+    # Discarded when: the lifecycle sends InFlight(-1) (goods issue, retraction, expiry).
+    in_flight: dict[str, float] = {}
+    version: int = 0  # changes of its content so far
+    content: tuple[float, float, float, int | None, int | None] | None = None  # as last changed
+    out_since: int | None = None  # event time of the change that pushed it out of tolerance
     alert: Alert | None = None  # the latest alert row of this position (open or resolved)
 
     def side(self, name: str) -> SideLedger:
         return self.erp if name == ERP else self.wms
 
 
-@dataclass(slots=True)
-class SnapshotState:
+class SnapshotState(msgspec.Struct, gc=False, array_like=True):
     """The latest kept snapshot of one side of one site. Discarded when: a newer one is kept."""
 
     snapshot_id: str
-    as_of: datetime
-    quantities: Quantities
+    as_of: int
+    quantities: dict[str, float]  # "sku\x1fuom" -> quantity
 
 
-@dataclass(slots=True)
-class SiteState:
+class SiteState(msgspec.Struct, gc=False, array_like=True):
     """Everything of one site. Discarded when: never (a site is configuration-sized)."""
 
-    positions: dict[SkuUnit, PositionState] = field(default_factory=dict)
-    snapshots: dict[str, SnapshotState] = field(default_factory=dict)  # side -> latest kept
-    snapshot_count: int = 0  # distinct snapshots seen (both sides): they touch every position
+    positions: dict[str, PositionState] = {}  # "sku\x1fuom" -> position
+    snapshots: dict[str, SnapshotState] = {}  # side -> latest kept
     # side -> movements up to here may have been folded: an older snapshot can't be applied.
-    floor: dict[str, datetime] = field(default_factory=dict)
+    floor: dict[str, int] = {}
+    # delivery_id -> position keys its goods-issue movement is in. Discarded when: it is taken back.
+    issues: dict[str, list[str]] = {}
 
 
-@dataclass(slots=True)
-class DeliveryState:
-    """Per (site, delivery_id): the ERP release and goods issue(s) and the WMS dispatches.
+class InventoryState(msgspec.Struct, gc=False):
+    """The ledger's state for one key bucket (a set of sites)."""
 
-    Discarded when: W passes `expires_at` = `retention` after the first goods issue was received
-    or, if none was ever received, `retention` after the delivery's latest event was received.
-    Until then a dispatch without a goods issue stays in flight (the position shows it as
-    in_flight_qty); once dropped it stops being in flight, so a goods issue that never came
-    becomes unexplained drift. The goods issue movement itself stays in the ERP side.
-    """
-
-    event_ids: set[str] = field(default_factory=set)
-    keys: set[SkuUnit] = field(default_factory=set)  # every (sku, uom) of any of its events
-    releases: dict[str, tuple[datetime, Quantities]] = field(default_factory=dict)
-    goods_issues: dict[str, tuple[datetime, Quantities]] = field(default_factory=dict)
-    dispatches: dict[str, Quantities] = field(default_factory=dict)
-    # where this state placed the `goods_issue:<delivery>` movement (a state re-created by a late
-    # event after expiry must not take back the movement of the expired one)
-    issue_keys: set[SkuUnit] = field(default_factory=set)
-    first_gi_received: datetime | None = None
-    last_received: datetime | None = None
-    expires_at: datetime | None = None
-
-
-@dataclass(slots=True)
-class InventoryState:
-    """The ledger's whole state for one key bucket (a set of sites)."""
-
-    watermark: datetime | None = None
-    sites: dict[str, SiteState] = field(default_factory=dict)
-    deliveries: dict[tuple[str, str], DeliveryState] = field(default_factory=dict)
-    # (expires_at, site, delivery_id), a heap; stale entries are skipped when popped.
-    expiries: list[tuple[datetime, str, str]] = field(default_factory=list)
-    # event_id -> received_at. Discarded when: `retention` of W after received_at (a copy
-    # arriving later than that counts again, as in operators.ingest.accounting).
-    seen: dict[str, datetime] = field(default_factory=dict)
-    # retracted event_id -> the retracting event_id. Discarded when: the retraction leaves `seen`.
-    retracted: dict[str, str] = field(default_factory=dict)
-    # (site, sku, uom) -> when the alert is due (out_since + grace). Discarded when: the alert
+    sites: dict[str, SiteState] = {}
+    # retracted event_id -> when (ms); a movement arriving after its retraction is not applied.
+    # Discarded when: `retention` of W later.
+    retracted: dict[str, int] = {}
+    # "site\x1fsku\x1fuom" -> when the alert is due (out_since + grace). Discarded when: the alert
     # opens or the position is back within tolerance.
-    pending_alerts: dict[PositionKey, datetime] = field(default_factory=dict)
-    next_housekeeping: datetime | None = None
+    pending_alerts: dict[str, int] = {}
+    next_housekeeping: int | None = None
+    now: int = -(2**62)
 
 
-def position_row(site_state: SiteState, site: str, key: SkuUnit, position: PositionState) -> InventoryPosition:
+def position_key(sku: str, uom: str) -> str:
+    return f"{sku}\x1f{uom}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    sku, _, uom = key.partition("\x1f")
+    return sku, uom
+
+
+def position_row(site_state: SiteState, site: str, key: str, position: PositionState) -> InventoryPosition:
     """The current row of a position: the latest snapshot of each side + the movements after it."""
     snapshots = site_state.snapshots
     erp_snapshot, wms_snapshot = snapshots.get(ERP), snapshots.get(WMS)
     erp_qty = _side_quantity(erp_snapshot, position.erp, key)
     wms_qty = _side_quantity(wms_snapshot, position.wms, key)
-    in_flight = tidy(math.fsum(position.in_flight.values()))
+    in_flight = tidy(math.fsum(position.in_flight.values())) if position.in_flight else 0.0
     delta = tidy(wms_qty - erp_qty)
+    sku, uom = split_key(key)
     return InventoryPosition(
         site=site,
-        sku=key[0],
-        uom=key[1],
+        sku=sku,
+        uom=uom,
         erp_qty=erp_qty,
         wms_qty=wms_qty,
         delta=delta,
@@ -388,11 +369,12 @@ def position_row(site_state: SiteState, site: str, key: SkuUnit, position: Posit
         erp_as_of=None if erp_snapshot is None else erp_snapshot.as_of,
         wms_as_of=None if wms_snapshot is None else wms_snapshot.as_of,
         unit_mismatch=position.unit_mismatch,
-        # distinct events that touched it + the site's snapshots (see operators.domain.inventory)
-        version=len(position.contributors) + position.retired + site_state.snapshot_count,
+        version=position.version,
     )
 
 
-def _side_quantity(snapshot: SnapshotState | None, ledger: SideLedger, key: SkuUnit) -> float:
+def _side_quantity(snapshot: SnapshotState | None, ledger: SideLedger, key: str) -> float:
     base = 0.0 if snapshot is None else snapshot.quantities.get(key, 0.0)
+    if not ledger.movements and not ledger.folded:
+        return tidy(base)
     return tidy(math.fsum([base, ledger.folded, *[quantity for _, quantity in ledger.movements.values()]]))

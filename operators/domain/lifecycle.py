@@ -1,327 +1,391 @@
-"""The delivery lifecycle: status, handoff latency facts and SLA alerts per delivery (design.md 3.1-3.5).
+"""The delivery lifecycle (design.md 3.2-3.5), keyed by delivery bucket: status, synchronization
+latency facts, SLA deadlines and alerts, and what each delivery tells the inventory ledger.
 
-`DeliveryLifecycle` holds many deliveries (the flow runs one instance per key bucket). It is
-driven with explicit time: `on_event(event)` for each canonical event that has a delivery_id,
-`advance(W)` whenever the watermark W = max(received_at seen) - allowed_lateness moves (and
-`advance(max received_at)` at the end of a replay). Nothing reads a clock.
+A bucket holds the deliveries whose id hashes to it. Its inputs are events that name their
+delivery (from dedup) and events resolution attached to one (`Resolved`, from the arbiter), in
+order-key order: (arrival, event_id), where arrival is received_at, or for a resolved event the
+time resolution could know it (`Candidate.effective_ms`). Per event it updates the delivery in
+place, O(1) whatever the delivery's size; rows are emitted once per batch (`flush`), for the
+deliveries the batch touched, so the last row of every entity carries its final version.
 
-Determinism: the last version of every row (DeliveryStatus, SyncLatency, Alert) is the same for
-any arrival order of the same events within the allowed lateness, and for any split of the
-deliveries over instances. Every row content is a function of the delivery's event set and of W
-(see `operators.domain.handoff_tracks` for the alert rules); `version` is the number of distinct events
-applied to the row's entity (all events of the delivery for DeliveryStatus, the events matched
-to the handoff for SyncLatency and its alerts). A row is emitted as soon as its content changes;
-an event that changes nothing visible only bumps the count, and that version-only change is
-emitted at the next `advance()` (so the final version does not depend on the order, without a
-row for every such event).
+Times from the adapters that had to be read in an assumed zone and could not be placed
+(`attributes.tz_rule == "unresolved"`, the wall time kept in `attributes.local_time`) are read
+again here in the zone of the delivery's site (design.md 2.3, 3.1), and the correction is
+written to `event_links`.
 
-The per-delivery record (`DeliveryState`), the status fold and the `delivery_status` row live in
-`operators.domain.delivery_status`, the per-handoff tracks in `operators.domain.handoff_tracks`. The records are
-changed in place, copied on write after a snapshot (`DeliveryLifecycle._own`).
+Every delivery is discarded `retention` after its latest event once it is terminal (DELIVERED,
+RETURNED, CANCELLED), or `idle_retention` after its latest event whatever its status. An event
+that arrives afterwards starts a new state whose versions restart at 1: its rows lose against
+the retained ones in ReplacingMergeTree.
 """
 
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TypeAlias, TypeVar
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from operators.domain.alerts import Alert
+import msgspec
 
-# DeliveryState is imported from here by states pickled before it moved to delivery_status.
-from operators.domain.delivery_status import (
-    TERMINAL,
-    DeliveryState,
-    DeliveryStatus,
-    apply_event,
-    fold_status,
-    private_copy,
-    status_content,
-)
-from operators.domain.handoff_tracks import HandoffTrack, candidate, fact_content, record, render_alerts
-from operators.domain.handoffs import DEFAULT_HANDOFFS, Handoff, HandoffMatcher, SyncLatency
-from operators.model import CanonicalEvent
-from operators.records import content_getter, same_but_version
+from operators.domain.delivery_goods import DeliveryGoods
+from operators.domain.delivery_status import TERMINAL, DeliveryStatus, StatusFold, status_of
+from operators.domain.handoff_tracks import Candidate, Track, better, render_alerts, render_fact, value_of
+from operators.domain.handoffs import DEFAULT_HANDOFFS, OCCURRED_AT, Handoff, HandoffMatcher
+from operators.domain.items import Resolved
+from operators.domain.watermark import OrderKey
+from operators.formats.timeparse import to_epoch_ms
+from operators.master import EMPTY_MASTER, MasterData
+from operators.model import CanonicalEvent, EventType, Milestone, SourceKind
 
-LifecycleOutput: TypeAlias = DeliveryStatus | SyncLatency | Alert
-
-
-@dataclass
-class LifecycleState:
-    """The snapshot-able state of one `DeliveryLifecycle` instance."""
-
-    # delivery_id -> its state. Discarded when: see DeliveryState.
-    deliveries: dict[str, DeliveryState] = field(default_factory=dict)
-    # The last watermark passed to advance(); None before the first. Never discarded (one value).
-    watermark: datetime | None = None
-    # Heap of (deadline, delivery_id, handoff) not yet reached. Discarded when: W reaches the
-    # deadline (popped, whether or not it is still current).
-    deadlines: list[tuple[datetime, str, str]] = field(default_factory=list)
-    # Heap of (discard time, delivery_id), re-checked lazily when popped. Discarded when: popped
-    # (W reached it); a still-live delivery is pushed again with its current discard time.
-    expiries: list[tuple[datetime, str]] = field(default_factory=list)
-    # Deliveries with a version-only change not emitted yet. Discarded when: the next advance().
-    dirty: set[str] = field(default_factory=set)
-    # Number of alerts whose last emitted version is open (a metric). Never discarded.
-    open_alerts: int = 0
+# Which system's ids win when events disagree: the ERP owns orders and shipping points.
+_KIND_PRIORITY = {SourceKind.ERP: 0, SourceKind.WMS: 1, SourceKind.CARRIER: 2, SourceKind.SNAPSHOT: 3}
+_WMS_WORK = frozenset({EventType.PICK_CONFIRMED, EventType.PACK_CONFIRMED, EventType.SHIPMENT_DISPATCHED})
+DAY_MS = 86_400_000
 
 
-def _aligned(tracks: list[HandoffTrack], handoffs: tuple[Handoff, ...]) -> list[HandoffTrack]:
-    """Tracks in handoff order; re-keyed by name when the configuration changed across a restart."""
-    if len(tracks) == len(handoffs) and all(t.handoff == h.name for t, h in zip(tracks, handoffs, strict=True)):
-        return tracks
-    by_name = {track.handoff: track for track in tracks}
-    return [by_name.get(handoff.name) or HandoffTrack(handoff.name) for handoff in handoffs]
+class EventLink(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """A row of `event_links`: an event attached to a delivery by resolution, or whose time the
+    delivery's site zone placed. `occurred_at` (epoch ms) is the time the lifecycle used."""
+
+    delivery_id: str
+    event_id: str
+    order_id: str
+    via: str  # tracking_number | shipment_ref | order_id | event (it named its delivery itself)
+    ref: str
+    event_type: str
+    occurred_at: int
+    tz_rule: str  # "delivery_site" when the site's zone placed a local time, else ""
+    version: int
 
 
-Row = TypeVar("Row", DeliveryStatus, SyncLatency, Alert)
+class Delivery(msgspec.Struct, gc=False, array_like=True):
+    """Everything one delivery needs. Discarded when: see the module docstring."""
 
-_STATUS_CONTENT = content_getter(DeliveryStatus)
-_FACT_CONTENT = content_getter(SyncLatency)
+    delivery_id: str
+    events: int = 0  # distinct events applied: the version of its status row
+    last_ms: int = 0  # latest arrival
+    order: Candidate | None = None
+    site: Candidate | None = None
+    released_at: int | None = None
+    first_wms_at: int | None = None
+    dispatched_at: int | None = None
+    gi_posted_at: int | None = None
+    picked_up_at: int | None = None
+    first_in_transit_at: int | None = None  # used when no PICKED_UP is known
+    delivered_at: int | None = None
+    invoiced_at: int | None = None
+    fold: StatusFold = msgspec.field(default_factory=StatusFold)
+    tracks: list[Track | None] = []  # one per configured handoff, in order
+    emitted: int = 0  # version of the last emitted status row
+    goods: DeliveryGoods | None = None
 
 
-def _emit_needed(new: Row, old: Row | None, catch_up: bool) -> bool:
-    """Emit when the content changed, or (at advance) when only the version moved on."""
-    if old is None or not same_but_version(old, new):
-        return True
-    return catch_up and new.version > old.version
+class LifecycleState(msgspec.Struct, gc=False):
+    handoffs: list[str] = []  # names of the handoffs the tracks are aligned with
+    deliveries: dict[str, Delivery] = {}
+    # Heap of (deadline ms, delivery_id, handoff index). Discarded when: W reaches it.
+    deadlines: list[tuple[int, str, int]] = []
+    # Heap of (check ms, delivery_id, kind 0 discard / 1 in-flight), re-checked lazily when popped.
+    expiries: list[tuple[int, str, int]] = []
+    now: int = -(2**62)
 
 
-class DeliveryLifecycle:
-    """Status, latency facts and SLA alerts for the deliveries of one key bucket."""
+def _earliest(current: int | None, new: int) -> int:
+    return new if current is None or new < current else current
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def local_ms(local_time: str, zone_name: str) -> int | None:
+    """A wall time without offset (`2024-03-01T08:00:00`) in a zone, as epoch ms."""
+    zone = _zone(zone_name)
+    if zone is None:
+        return None
+    try:
+        return to_epoch_ms(datetime.fromisoformat(local_time).replace(tzinfo=zone))
+    except (ValueError, OverflowError):
+        return None
+
+
+class LifecycleLogic:
+    """The deliveries of one bucket."""
+
+    __slots__ = ("_dirty", "_matcher", "handoffs", "idle_retention_ms", "master", "retention_ms", "state")
 
     def __init__(
         self,
         handoffs: tuple[Handoff, ...] = DEFAULT_HANDOFFS,
-        retention: timedelta = timedelta(days=30),
-        idle_retention: timedelta = timedelta(days=90),
+        retention_ms: int = 30 * DAY_MS,
+        idle_retention_ms: int = 90 * DAY_MS,
+        master: MasterData = EMPTY_MASTER,
         state: LifecycleState | None = None,
     ) -> None:
         self.handoffs = tuple(handoffs)
         self._matcher = HandoffMatcher(self.handoffs)
-        self._names = [handoff.name for handoff in self.handoffs]
-        self.retention = retention
-        self.idle_retention = idle_retention
-        self.state = state if state is not None else LifecycleState()
-        # Ids of the deliveries whose record this instance made since the last snapshot(), the
-        # only ones it may change in place (see `_own`). Not state: a restored instance starts
-        # with none. Discarded when: snapshot() (all shared again), or with the delivery.
-        self._owned: set[str] = set()
+        self.retention_ms = retention_ms
+        self.idle_retention_ms = idle_retention_ms
+        self.master = master
+        self.state = state if state is not None else LifecycleState(handoffs=[h.name for h in self.handoffs])
+        if self.state.handoffs != [h.name for h in self.handoffs]:
+            self._realign()
+        # delivery_id -> indexes of the tracks touched since the last flush. Not state: flush()
+        # runs at the end of every batch, before any snapshot.
+        self._dirty: dict[str, set[int]] = {}
 
     # -- inputs ---------------------------------------------------------------------------------
 
-    def on_event(self, event: CanonicalEvent) -> list[LifecycleOutput]:
-        """Rows changed by one event. Events without a delivery_id and duplicates yield nothing."""
+    def apply(self, key: OrderKey, item: Any, out: list[Any]) -> None:
+        if isinstance(item, Resolved):
+            event, via, ref = item.event, item.via, item.ref
+        else:
+            event, via, ref = item, "", ""
         delivery_id = event.delivery_id
         if not delivery_id:
-            return []
-        deliveries = self.state.deliveries
-        delivery = deliveries.get(delivery_id)
-        from_before: list[datetime | None] | None = None
+            return
+        state = self.state
+        arrival = key[0]
+        delivery = state.deliveries.get(delivery_id)
         if delivery is None:
-            delivery = deliveries[delivery_id] = DeliveryState(delivery_id, tracks=self._fresh_tracks())
-            self._owned.add(delivery_id)
+            delivery = state.deliveries[delivery_id] = Delivery(delivery_id, tracks=[None] * len(self.handoffs))
             discard_before = None
-        elif event.event_id in delivery.event_ids:
-            return []
         else:
             discard_before = self._discard_at(delivery)
-            if delivery_id not in self._owned:
-                if not self._is_aligned(delivery.tracks):
-                    # Restored under another handoff configuration: compare every track, by position.
-                    from_before = [track.from_at for track in delivery.tracks]
-                delivery = self._own(delivery_id, delivery)
-        # Only the tracks of the handoffs the event takes part in change; only they can have new
-        # facts or alerts (W did not move) or new deadlines.
-        order, site = candidate(event, event.order_id), candidate(event, event.site)
-        tracks = delivery.tracks
-        changed: list[tuple[int, HandoffTrack, Handoff, datetime | None]] = []
+        event_id, event_type = event.event_id, event.event_type
+        occurred = to_epoch_ms(event.occurred_at)
+        received = to_epoch_ms(event.received_at)
+        recorded = received if event.recorded_at is None else to_epoch_ms(event.recorded_at)
+        tz_rule = ""
+        attributes = event.attributes
+        if attributes and attributes.get("tz_rule") == "unresolved" and "local_time" in attributes:
+            zone = self.master.timezone_of(value_of(delivery.site) or event.site)
+            placed = local_ms(attributes["local_time"], zone) if zone else None
+            if placed is not None:
+                occurred, tz_rule = placed, "delivery_site"
+        delivery.events += 1
+        delivery.last_ms = max(delivery.last_ms, arrival)
+        priority = _KIND_PRIORITY.get(event.source_kind, 9)
+        if event.order_id:
+            delivery.order = better(delivery.order, (priority, occurred, event_id, event.order_id))
+        if event.site:
+            delivery.site = better(delivery.site, (priority, occurred, event_id, event.site))
+        self._times(delivery, event, occurred)
+        status = status_of(event_type, event.milestone)
+        if status is not None:
+            delivery.fold.add(occurred, event_id, status, received)
+        touched = self._dirty.get(delivery_id)
+        if touched is None:
+            touched = self._dirty[delivery_id] = set()
         for index, handoff, is_from, is_to in self._matcher(event):
-            track = tracks[index]
-            changed.append((index, track, handoff, track.from_at))
-            record(track, handoff, event, is_from, is_to, order, site)
-        refold = apply_event(delivery, event, order, site)
-        outputs: list[LifecycleOutput] = []
-        self._emit(delivery, outputs, False, [(track, handoff) for _, track, handoff, _ in changed], refold)
-        if from_before is None:
-            self._schedule(delivery, [(index, old_from) for index, _, _, old_from in changed], discard_before)
-        else:
-            before = [(i, from_before[i] if i < len(from_before) else None) for i in range(len(tracks))]
-            self._schedule(delivery, before, discard_before)
-        return outputs
+            track = delivery.tracks[index]
+            if track is None:
+                track = delivery.tracks[index] = Track()
+            if is_from:
+                at = occurred if handoff.from_time == OCCURRED_AT else recorded
+                if track.record_from(at, event_id):
+                    deadline = at + handoff.sla_ms
+                    if deadline > state.now:
+                        heapq.heappush(state.deadlines, (deadline, delivery_id, index))
+            if is_to:
+                track.record_to(occurred if handoff.to_time == OCCURRED_AT else recorded, event_id, arrival)
+            track.version += 1
+            if event.order_id:
+                track.order = better(track.order, (priority, occurred, event_id, event.order_id))
+            if event.site:
+                track.site = better(track.site, (priority, occurred, event_id, event.site))
+            touched.add(index)
+        self._goods(delivery, event, occurred, key, out)
+        discard_at = self._discard_at(delivery)
+        if discard_before is None or discard_at < discard_before:
+            heapq.heappush(state.expiries, (discard_at, delivery_id, 0))
+        if via or tz_rule:
+            out.append(
+                EventLink(
+                    delivery_id,
+                    event_id,
+                    event.order_id or value_of(delivery.order),
+                    via or "event",
+                    ref.partition(":")[2],
+                    str(event_type),
+                    occurred,
+                    tz_rule,
+                    1,
+                )
+            )
 
-    def advance(self, watermark: datetime) -> list[LifecycleOutput]:
-        """Move W: fire reached deadlines, flush version-only changes, discard expired deliveries."""
+    @staticmethod
+    def _times(delivery: Delivery, event: CanonicalEvent, at: int) -> None:
+        event_type = event.event_type
+        if event_type == EventType.ORDER_RELEASED:
+            delivery.released_at = _earliest(delivery.released_at, at)
+        elif event_type == EventType.GOODS_ISSUE_POSTED:
+            delivery.gi_posted_at = _earliest(delivery.gi_posted_at, at)
+        elif event_type == EventType.INVOICE_POSTED:
+            delivery.invoiced_at = _earliest(delivery.invoiced_at, at)
+        elif event_type == EventType.CARRIER_STATUS:
+            milestone = event.milestone
+            if milestone == Milestone.PICKED_UP:
+                delivery.picked_up_at = _earliest(delivery.picked_up_at, at)
+            elif milestone == Milestone.IN_TRANSIT:
+                delivery.first_in_transit_at = _earliest(delivery.first_in_transit_at, at)
+            elif milestone == Milestone.DELIVERED:
+                delivery.delivered_at = _earliest(delivery.delivered_at, at)
+        if event_type in _WMS_WORK and event.source_kind == SourceKind.WMS:
+            delivery.first_wms_at = _earliest(delivery.first_wms_at, at)
+        if event_type == EventType.SHIPMENT_DISPATCHED:
+            delivery.dispatched_at = _earliest(delivery.dispatched_at, at)
+
+    def _goods(self, delivery: Delivery, event: CanonicalEvent, occurred: int, key: OrderKey, out: list[Any]) -> None:
+        event_type, kind = event.event_type, event.source_kind
+        if event_type == EventType.ORDER_RELEASED and kind == SourceKind.ERP:
+            if event.lines:
+                goods = self._goods_of(delivery)
+                goods.release_lines(
+                    (occurred, event.event_id, event.site or "", event.lines), key, delivery.delivery_id, out
+                )
+        elif event_type == EventType.GOODS_ISSUE_POSTED and kind == SourceKind.ERP:
+            goods = self._goods_of(delivery)
+            goods.goods_issue((occurred, event.event_id, event.site or "", event.lines), key, delivery.delivery_id, out)
+        elif event_type == EventType.SHIPMENT_DISPATCHED and kind == SourceKind.WMS:
+            if event.lines and event.site:
+                goods = self._goods_of(delivery)
+                goods.dispatch((occurred, event.event_id, event.site, event.lines), key, delivery.delivery_id, out)
+                if goods.in_flight:
+                    check = delivery.last_ms + self.retention_ms
+                    heapq.heappush(self.state.expiries, (check, delivery.delivery_id, 1))
+        elif event_type == EventType.EVENT_RETRACTED:
+            target = event.attributes.get("retracts")
+            if target:
+                self._goods_of(delivery).retract(target, occurred, key, delivery.delivery_id, out)
+
+    @staticmethod
+    def _goods_of(delivery: Delivery) -> DeliveryGoods:
+        if delivery.goods is None:
+            delivery.goods = DeliveryGoods()
+        return delivery.goods
+
+    # -- clock ----------------------------------------------------------------------------------
+
+    def fire_until(self, time_ms: int, out: list[Any]) -> None:
         state = self.state
-        if state.watermark is None or watermark > state.watermark:
-            state.watermark = watermark
-        now = state.watermark
-        touched = set(state.dirty)
-        state.dirty.clear()
-        while state.deadlines and state.deadlines[0][0] <= now:
-            _, delivery_id, _ = heapq.heappop(state.deadlines)
-            touched.add(delivery_id)
-        outputs: list[LifecycleOutput] = []
-        for delivery_id in sorted(touched):
+        if time_ms <= state.now:
+            return
+        state.now = now = time_ms
+        deadlines = state.deadlines
+        while deadlines and deadlines[0][0] <= now:
+            deadline, delivery_id, index = heapq.heappop(deadlines)
             delivery = state.deliveries.get(delivery_id)
             if delivery is not None:
-                delivery = self._own(delivery_id, delivery)
-                self._emit(delivery, outputs, True, list(zip(delivery.tracks, self.handoffs, strict=True)))
-        while state.expiries and state.expiries[0][0] <= now:
-            _, delivery_id = heapq.heappop(state.expiries)
+                track = delivery.tracks[index] if index < len(delivery.tracks) else None
+                if track is not None and track.deadline(self.handoffs[index]) == deadline:
+                    self._dirty.setdefault(delivery_id, set()).add(index)
+        expiries = state.expiries
+        while expiries and expiries[0][0] <= now:
+            _, delivery_id, kind = heapq.heappop(expiries)
             delivery = state.deliveries.get(delivery_id)
             if delivery is None:
-                continue  # already discarded through another entry
+                continue
+            if kind == 1:
+                goods = delivery.goods
+                if goods is not None and goods.in_flight and goods.issue is None:
+                    due = delivery.last_ms + self.retention_ms
+                    if due <= now:
+                        goods.expire_in_flight(due, delivery_id, out)
+                    else:
+                        heapq.heappush(expiries, (due, delivery_id, 1))
+                continue
             discard_at = self._discard_at(delivery)
             if discard_at > now:
-                heapq.heappush(state.expiries, (discard_at, delivery_id))
+                heapq.heappush(expiries, (discard_at, delivery_id, 0))
                 continue
+            if delivery_id in self._dirty:
+                self._flush_one(delivery, self._dirty.pop(delivery_id), out)
+            if delivery.goods is not None and delivery.goods.in_flight:
+                delivery.goods.expire_in_flight(discard_at, delivery_id, out)
             del state.deliveries[delivery_id]
-            self._owned.discard(delivery_id)
-            state.open_alerts -= sum(1 for track in delivery.tracks for alert in track.alerts if alert.is_unresolved)
-        return outputs
 
-    # -- metrics --------------------------------------------------------------------------------
+    def _discard_at(self, delivery: Delivery) -> int:
+        terminal = delivery.fold.status in TERMINAL
+        return delivery.last_ms + (self.retention_ms if terminal else self.idle_retention_ms)
 
-    def open_alert_count(self) -> int:
-        """Alerts whose last emitted version is open, over the deliveries still held."""
-        return self.state.open_alerts
+    # -- rows -----------------------------------------------------------------------------------
+
+    def flush(self, out: list[Any]) -> None:
+        if not self._dirty:
+            return
+        deliveries = self.state.deliveries
+        for delivery_id in sorted(self._dirty):
+            delivery = deliveries.get(delivery_id)
+            if delivery is not None:
+                self._flush_one(delivery, self._dirty[delivery_id], out)
+        self._dirty.clear()
+
+    def _flush_one(self, delivery: Delivery, touched: set[int], out: list[Any]) -> None:
+        if delivery.events > delivery.emitted:
+            out.append(status_row(delivery))
+            delivery.emitted = delivery.events
+        now = self.state.now
+        for index in sorted(touched):
+            track = delivery.tracks[index]
+            if track is None:
+                continue
+            handoff = self.handoffs[index]
+            if track.version > track.emitted and track.from_at is not None:
+                fact = render_fact(track, handoff, delivery.delivery_id)
+                if fact is not None:
+                    out.append(fact)
+                    track.emitted = track.version
+            alerts = render_alerts(track, handoff, delivery.delivery_id, now)
+            if alerts or track.alerts:
+                before = {alert.alert_id: alert for alert in track.alerts}
+                for alert in alerts:
+                    if before.get(alert.alert_id) != alert:
+                        out.append(alert)
+                track.alerts = alerts
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def _realign(self) -> None:
+        """Tracks re-keyed by handoff name after the configuration changed across a restart."""
+        old = self.state.handoffs
+        names = [handoff.name for handoff in self.handoffs]
+        for delivery in self.state.deliveries.values():
+            by_name = dict(zip(old, delivery.tracks, strict=False))
+            delivery.tracks = [by_name.get(name) for name in names]
+        self.state.handoffs = names
+        self.state.deadlines = []  # re-armed below from the tracks
+        for delivery in self.state.deliveries.values():
+            for index, track in enumerate(delivery.tracks):
+                deadline = None if track is None else track.deadline(self.handoffs[index])
+                if deadline is not None and deadline > self.state.now:
+                    heapq.heappush(self.state.deadlines, (deadline, delivery.delivery_id, index))
 
     def delivery_count(self) -> int:
         return len(self.state.deliveries)
 
-    def snapshot(self) -> LifecycleState:
-        """A copy of the state that later calls do not change.
 
-        The per-delivery records are shared, not copied: from now on each is copied before its
-        next change (`_own`), so a snapshot costs O(deliveries) pointer copies.
-        """
-        state = self.state
-        self._owned.clear()
-        return LifecycleState(
-            deliveries=dict(state.deliveries),
-            watermark=state.watermark,
-            deadlines=list(state.deadlines),
-            expiries=list(state.expiries),
-            dirty=set(state.dirty),
-            open_alerts=state.open_alerts,
-        )
-
-    # -- internals ------------------------------------------------------------------------------
-
-    def _is_aligned(self, tracks: list[HandoffTrack]) -> bool:
-        """Tracks in handoff order (the usual case: the configuration did not change)."""
-        return [track.handoff for track in tracks] == self._names
-
-    def _fresh_tracks(self) -> list[HandoffTrack]:
-        return [HandoffTrack(name) for name in self._names]
-
-    def _own(self, delivery_id: str, delivery: DeliveryState) -> DeliveryState:
-        """The delivery's record, copied first unless this instance made it since the last
-        snapshot: a record from a snapshot (or a restored state) must not change under it.
-
-        The copy's tracks are aligned with the handoffs (`_aligned`), so those of an owned
-        record always are.
-        """
-        if delivery_id in self._owned:
-            return delivery
-        delivery = self.state.deliveries[delivery_id] = private_copy(delivery)
-        if not self._is_aligned(delivery.tracks):
-            delivery.tracks = _aligned(delivery.tracks, self.handoffs)
-        self._owned.add(delivery_id)
-        return delivery
-
-    def _emit(
-        self,
-        delivery: DeliveryState,
-        outputs: list[LifecycleOutput],
-        catch_up: bool,
-        tracks: list[tuple[HandoffTrack, Handoff]],
-        refold: bool = True,
-    ) -> None:
-        """Append the rows of `delivery` that must be emitted and record them in it (in place:
-        the caller owns it, see `_own`).
-
-        Rows whose only change is the version are left for the next advance() (`dirty`).
-        `tracks`: the (track, handoff) pairs to look at (all, or the ones an event changed).
-        `refold`: the status sightings changed since the last call; if not, the last emitted
-        row has the status they fold to (any change of its content is emitted).
-        """
-        # `_emit_needed` on content tuples: most rows are not emitted, and are then never built.
-        version = len(delivery.event_ids)
-        row = delivery.row
-        status = fold_status(delivery.sightings) if refold or row is None else row.status
-        content = status_content(delivery, status)
-        if row is None or content != _STATUS_CONTENT(row) or (catch_up and version > row.version):
-            row = delivery.row = DeliveryStatus(*content, version=version)
-            outputs.append(row)
-        pending = row.version < version
-        for track, handoff in tracks:
-            pending |= self._emit_track(track, handoff, delivery.delivery_id, outputs, catch_up)
-        if pending and not catch_up:
-            self.state.dirty.add(delivery.delivery_id)
-
-    def _emit_track(
-        self,
-        track: HandoffTrack,
-        handoff: Handoff,
-        delivery_id: str,
-        outputs: list[LifecycleOutput],
-        catch_up: bool,
-    ) -> bool:
-        """Emit and record (in place) the fact and alerts of one track; True when a version-only
-        change waits."""
-        pending = False
-        content = fact_content(track, handoff, delivery_id)
-        if content is not None:
-            fact = track.fact
-            if fact is None or content != _FACT_CONTENT(fact) or (catch_up and track.version > fact.version):
-                fact = track.fact = SyncLatency(*content, version=track.version)
-                outputs.append(fact)
-            pending = fact.version < track.version
-        alerts = render_alerts(track, handoff, delivery_id, self.state.watermark)
-        if not alerts:
-            return pending
-        emitted = {alert.alert_id: alert for alert in track.alerts}
-        for alert in alerts:
-            old = emitted.get(alert.alert_id)
-            if _emit_needed(alert, old, catch_up):
-                outputs.append(alert)
-                self.state.open_alerts += int(alert.is_unresolved) - int(old is not None and old.is_unresolved)
-                emitted[alert.alert_id] = alert
-            elif old is not None and old.version < alert.version:
-                pending = True
-        track.alerts = tuple(emitted[alert.alert_id] for alert in alerts)
-        return pending
-
-    def _discard_at(self, delivery: DeliveryState) -> datetime:
-        assert delivery.last_received_at is not None
-        terminal = delivery.row is not None and delivery.row.status in TERMINAL
-        return delivery.last_received_at + (self.retention if terminal else self.idle_retention)
-
-    def _schedule(
-        self,
-        delivery: DeliveryState,
-        from_before: list[tuple[int, datetime | None]],
-        discard_before: datetime | None,
-    ) -> None:
-        """Queue the deadlines and the discard time the delivery has and had not before the event.
-
-        `from_before`: (index, from_at before the event) of each track the event can have
-        changed; `discard_before`: the discard time before the event, None for a new delivery.
-        """
-        state = self.state
-        handoffs, tracks = self.handoffs, delivery.tracks
-        for index, old_from in from_before:
-            handoff = handoffs[index]
-            deadline = tracks[index].deadline(handoff.sla)
-            if deadline is None or (state.watermark is not None and deadline <= state.watermark):
-                continue  # already decided in _emit with the current W
-            if old_from is None or old_from + handoff.sla != deadline:
-                heapq.heappush(state.deadlines, (deadline, delivery.delivery_id, handoff.name))
-        discard_at = self._discard_at(delivery)
-        # A later discard time is found lazily when the old entry pops; an earlier one (the
-        # delivery just became terminal) needs its own entry.
-        if discard_before is None or discard_at < discard_before:
-            heapq.heappush(state.expiries, (discard_at, delivery.delivery_id))
+def status_row(delivery: Delivery) -> DeliveryStatus:
+    fold = delivery.fold
+    picked_up = delivery.picked_up_at if delivery.picked_up_at is not None else delivery.first_in_transit_at
+    return DeliveryStatus(
+        delivery.delivery_id,
+        value_of(delivery.order),
+        value_of(delivery.site),
+        fold.status,
+        delivery.released_at,
+        delivery.first_wms_at,
+        delivery.dispatched_at,
+        delivery.gi_posted_at,
+        picked_up,
+        delivery.delivered_at,
+        delivery.invoiced_at,
+        fold.out_of_sequence,
+        delivery.events,
+    )

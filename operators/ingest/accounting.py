@@ -1,16 +1,20 @@
-"""Dedup by event_id and the per-message accounting of design.md section 4.
+"""Dedup by event_id and the exact per-message accounting of design.md section 4.
 
 Every raw message ends as exactly one of: normalized (it yields at least one event not seen
 before), duplicate (every event it yields was already seen), dead_lettered, or ignored.
-Events of one message are deduplicated in several buckets (keyed by event_id), so the verdict
-for the message is tallied afterwards in a second keyed step (keyed by raw_ref).
+
+A message's events are deduplicated in several buckets (keyed by event_id), so its verdict is
+tallied in a second step keyed by its *input partition* (`source`), which also keeps the counts:
+per offset block of the partition (`BLOCK` offsets) and topic, one `ingest_stats` row whose
+version is the number of messages of the block counted so far. The block a message belongs to
+depends on its offset alone, and the counts are bytewax state, snapshotted with the input
+offsets, so after any crash series the rows (read with FINAL) count every consumed message
+exactly once: a replayed epoch re-sends the same rows, never adds to them.
 """
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import msgspec
 
 from operators.model import AdapterResult, CanonicalEvent, RawMessage
 
@@ -20,64 +24,65 @@ DEAD_LETTERED = "dead_lettered"
 IGNORED = "ignored"
 OUTCOMES = (NORMALIZED, DUPLICATE, DEAD_LETTERED, IGNORED)
 
-
-def bucket_of(key: str, buckets: int) -> str:
-    """A stable bucket for a key (crc32, never hash(): it must agree across processes)."""
-    return str(zlib.crc32(key.encode("utf-8")) % buckets)
+BLOCK = 10_000  # offsets per ingest_stats row of an input partition
 
 
-@dataclass(frozen=True, slots=True)
-class MessageOutcome:
-    """The accounting verdict for one raw message."""
-
-    topic: str
-    outcome: str
-    new_event_types: tuple[str, ...] = ()
-    dead_reason: str = ""
-    mapping_warnings: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """One event of a message, on its way to dedup. `n_events` lets the tally know when it is done."""
+class Claim(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """One event of a message, on its way to dedup."""
 
     event: CanonicalEvent
-    raw_ref: str
-    topic: str
-    n_events: int
-    mapping_warnings: int
+    source: str  # the input partition the message came from
+    offset: int
     received_ms: int
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """A claim after dedup: `is_new` is False when the event_id was already seen."""
+class Expect(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=True):
+    """A message that yielded events: how many distinct ones, and what its adapter warned about."""
 
-    claim: Claim
-    is_new: bool
-
-
-def count_mapping_warnings(result: AdapterResult) -> int:
-    return sum(1 for warning in result.warnings if warning.startswith("mapping"))
+    offset: int
+    topic: str
+    events: int
+    warnings: tuple[str, ...]  # warning kinds, one per warning
 
 
-def split_result(raw: RawMessage, result: AdapterResult, received_ms: int) -> list[Claim] | MessageOutcome:
-    """Claims for a message that yielded events, else its final outcome (dead letter / ignore)."""
-    mapping = count_mapping_warnings(result)
+class Judged(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=True):
+    """The verdicts one dedup bucket gave some events of a message."""
+
+    offset: int
+    judged: int
+    new_types: tuple[str, ...]  # event types of the events that were new
+
+
+class Finished(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=True):
+    """A message dead-lettered or ignored by its adapter: its outcome is known at once."""
+
+    offset: int
+    topic: str
+    outcome: str  # DEAD_LETTERED | IGNORED
+    dead_reason: str
+    warnings: tuple[str, ...]
+
+
+TallyItem = Expect | Judged | Finished
+
+
+def split_result(
+    raw: RawMessage, source: str, result: AdapterResult, received_ms: int
+) -> tuple[list[Claim], TallyItem]:
+    """The claims of a message (one per distinct event), and what the tally learns from it now."""
+    kinds = tuple(str(getattr(warning, "kind", str(warning).partition(":")[0])) for warning in result.warnings)
     if result.dead_letter is not None:
-        return MessageOutcome(
-            raw.topic, DEAD_LETTERED, dead_reason=str(result.dead_letter.reason), mapping_warnings=mapping
-        )
+        return [], Finished(raw.offset, raw.topic, DEAD_LETTERED, str(result.dead_letter.reason), kinds)
     if not result.events:
-        return MessageOutcome(raw.topic, IGNORED, mapping_warnings=mapping)
+        return [], Finished(raw.offset, raw.topic, IGNORED, "", kinds)
     # An adapter may yield the same event twice in one message (a 214 repeating an AT7):
     # claim each id once, so the message's tally is not waiting for a second verdict.
     unique = list({event.event_id: event for event in result.events}.values())
-    return [Claim(event, raw.raw_ref, raw.topic, len(unique), mapping, received_ms) for event in unique]
+    claims = [Claim(event, source, raw.offset, received_ms) for event in unique]
+    return claims, Expect(raw.offset, raw.topic, len(unique), kinds)
 
 
-@dataclass
-class DedupState:
+class DedupState(msgspec.Struct, gc=False):
     """Seen event ids of one bucket -> received_at (ms) of their first sighting.
 
     Discarded when: an id is forgotten `ttl_ms` after the newest received_at this bucket has
@@ -85,7 +90,7 @@ class DedupState:
     long as the flow.
     """
 
-    seen: dict[str, int] = field(default_factory=dict)
+    seen: dict[str, int] = {}
     newest_ms: int = 0
     next_prune_ms: int = 0
 
@@ -93,78 +98,175 @@ class DedupState:
 class EventDedup:
     """First sighting of an event_id wins; later ones are duplicates."""
 
+    __slots__ = ("state", "ttl_ms")
+
     def __init__(self, ttl_ms: int, state: DedupState | None = None) -> None:
         self.ttl_ms = ttl_ms
         self.state = state if state is not None else DedupState()
 
-    def judge(self, claims: Iterable[Claim]) -> list[Verdict]:
+    def is_new(self, event_id: str, received_ms: int) -> bool:
         state = self.state
         seen = state.seen
-        verdicts = []
-        for claim in claims:
-            event_id = claim.event.event_id
-            is_new = event_id not in seen
-            if is_new:
-                seen[event_id] = claim.received_ms
-            verdicts.append(Verdict(claim, is_new))
-            state.newest_ms = max(state.newest_ms, claim.received_ms)
-        if state.newest_ms >= state.next_prune_ms:
-            self._prune()
-        return verdicts
+        state.newest_ms = max(state.newest_ms, received_ms)
+        if event_id in seen:
+            return False
+        seen[event_id] = received_ms
+        return True
 
-    def _prune(self) -> None:
+    def prune(self) -> None:
+        """Forget ids older than the ttl; O(n), so at most once per tenth of the ttl."""
         state = self.state
+        if state.newest_ms < state.next_prune_ms:
+            return
         horizon = state.newest_ms - self.ttl_ms
         state.seen = {event_id: ms for event_id, ms in state.seen.items() if ms >= horizon}
-        # Pruning is O(n): do it at most once per tenth of the ttl of received time.
         state.next_prune_ms = state.newest_ms + max(self.ttl_ms // 10, 1)
 
 
-@dataclass
-class _Pending:
+class IngestStats(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """One row of `ingest_stats`: the accounting of one topic within one offset block of one
+    input partition. `messages` (the version) counts the block's messages of every topic."""
+
+    source: str
+    block: int
     topic: str
-    remaining: int
+    run_id: str
+    messages: int
+    raw_in: int
+    normalized: int
+    events_out: int
+    dead_lettered: int
+    duplicates: int
+    ignored: int
     mapping_warnings: int
-    new_types: list[str] = field(default_factory=list)
+    events_by_type: dict[str, int]
+    dead_by_reason: dict[str, int]
+    warnings_by_kind: dict[str, int]
 
 
-@dataclass
-class TallyState:
-    """Messages whose events are still being judged: raw_ref -> what is known so far.
+class TopicCounts(msgspec.Struct, gc=False, array_like=True):
+    raw_in: int = 0
+    normalized: int = 0
+    events_out: int = 0
+    dead_lettered: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    events_by_type: dict[str, int] = {}
+    dead_by_reason: dict[str, int] = {}
+    warnings_by_kind: dict[str, int] = {}
 
-    Discarded when: an entry is removed as soon as every event of its message has a verdict.
-    """
 
-    pending: dict[str, _Pending] = field(default_factory=dict)
+class Open(msgspec.Struct, gc=False, array_like=True):
+    """A message whose events are still being judged. Discarded when: every event has a verdict."""
+
+    topic: str = ""
+    events: int = -1  # -1 until the Expect arrives (a verdict may overtake it)
+    judged: int = 0
+    warnings: tuple[str, ...] = ()
+    new_types: list[str] = []
 
 
-class MessageTally:
-    """Collects the verdicts of a message's events into one MessageOutcome."""
+class TallyState(msgspec.Struct, gc=False):
+    # offset -> message being judged. See Open.
+    open: dict[int, Open] = {}
+    # block -> messages counted, and per topic counts. Discarded when: never while the flow runs
+    # for blocks still open; a full block is dropped once emitted complete (its row is final).
+    blocks: dict[int, int] = {}
+    counts: dict[int, dict[str, TopicCounts]] = {}
 
-    def __init__(self, state: TallyState | None = None) -> None:
+
+class SourceTally:
+    """The accounting of one input partition."""
+
+    __slots__ = ("_changed", "run_id", "source", "state")
+
+    def __init__(self, source: str, run_id: str, state: TallyState | None = None) -> None:
+        self.source = source
+        self.run_id = run_id
         self.state = state if state is not None else TallyState()
+        self._changed: set[int] = set()
 
-    def add(self, verdicts: Iterable[Verdict]) -> list[MessageOutcome]:
-        pending = self.state.pending
-        done = []
-        for verdict in verdicts:
-            claim = verdict.claim
-            entry = pending.get(claim.raw_ref)
-            if entry is None:
-                entry = _Pending(claim.topic, claim.n_events, claim.mapping_warnings)
-                pending[claim.raw_ref] = entry
-            entry.remaining -= 1
-            if verdict.is_new:
-                entry.new_types.append(str(claim.event.event_type))
-            if entry.remaining <= 0:
-                del pending[claim.raw_ref]
-                outcome = NORMALIZED if entry.new_types else DUPLICATE
-                done.append(
-                    MessageOutcome(
-                        entry.topic,
-                        outcome,
-                        new_event_types=tuple(entry.new_types),
-                        mapping_warnings=entry.mapping_warnings,
+    def add(self, item: TallyItem) -> None:
+        if isinstance(item, Finished):
+            self._count(item.offset, item.topic, item.outcome, (), item.dead_reason, item.warnings)
+            return
+        entry = self.state.open.get(item.offset)
+        if entry is None:
+            entry = self.state.open[item.offset] = Open()
+        if isinstance(item, Expect):
+            entry.topic, entry.events, entry.warnings = item.topic, item.events, item.warnings
+        else:
+            entry.judged += item.judged
+            entry.new_types.extend(item.new_types)
+        if entry.events >= 0 and entry.judged >= entry.events:
+            del self.state.open[item.offset]
+            outcome = NORMALIZED if entry.new_types else DUPLICATE
+            self._count(item.offset, entry.topic, outcome, entry.new_types, "", entry.warnings)
+
+    def _count(
+        self, offset: int, topic: str, outcome: str, new_types: list[str] | tuple[str, ...], dead_reason: str,
+        warnings: tuple[str, ...],
+    ) -> None:  # fmt: skip
+        block = offset - offset % BLOCK
+        state = self.state
+        state.blocks[block] = state.blocks.get(block, 0) + 1
+        per_topic = state.counts.get(block)
+        if per_topic is None:
+            per_topic = state.counts[block] = {}
+        counts = per_topic.get(topic)
+        if counts is None:
+            counts = per_topic[topic] = TopicCounts()
+        counts.raw_in += 1
+        if outcome == NORMALIZED:
+            counts.normalized += 1
+            counts.events_out += len(new_types)
+            for event_type in new_types:
+                counts.events_by_type[event_type] = counts.events_by_type.get(event_type, 0) + 1
+        elif outcome == DUPLICATE:
+            counts.duplicates += 1
+        elif outcome == DEAD_LETTERED:
+            counts.dead_lettered += 1
+            counts.dead_by_reason[dead_reason] = counts.dead_by_reason.get(dead_reason, 0) + 1
+        else:
+            counts.ignored += 1
+        for kind in warnings:
+            counts.warnings_by_kind[kind] = counts.warnings_by_kind.get(kind, 0) + 1
+        self._changed.add(block)
+
+    def rows(self) -> list[IngestStats]:
+        """The rows of the blocks changed since the last call."""
+        state = self.state
+        out = []
+        for block in sorted(self._changed):
+            messages = state.blocks[block]
+            for topic, counts in sorted(state.counts[block].items()):
+                out.append(
+                    IngestStats(
+                        self.source,
+                        block,
+                        topic,
+                        self.run_id,
+                        messages,
+                        counts.raw_in,
+                        counts.normalized,
+                        counts.events_out,
+                        counts.dead_lettered,
+                        counts.duplicates,
+                        counts.ignored,
+                        counts.warnings_by_kind.get("mapping", 0),
+                        dict(counts.events_by_type),
+                        dict(counts.dead_by_reason),
+                        dict(counts.warnings_by_kind),
                     )
                 )
-        return done
+            if messages >= BLOCK:  # complete: its rows are final, nothing can change them
+                del state.blocks[block], state.counts[block]
+        self._changed.clear()
+        return out
+
+    def open_count(self) -> int:
+        return len(self.state.open)
+
+
+def count_mapping_warnings(result: AdapterResult) -> int:
+    return sum(1 for warning in result.warnings if str(getattr(warning, "kind", warning)).startswith("mapping"))

@@ -12,11 +12,14 @@ CREATE TABLE IF NOT EXISTS {db}.event_links
     via         LowCardinality(String),  -- the reference kind that matched: tracking_number, shipment_ref, order_id
     ref         String,                  -- the reference value that matched (normalized: trimmed, upper case)
     event_type  LowCardinality(String),
-    occurred_at DateTime64(3, 'UTC'),
+    occurred_at DateTime64(3, 'UTC'),        -- the time the lifecycle used (see tz_rule)
+    tz_rule     LowCardinality(String),      -- 'delivery_site': a local time placed in the delivery's site zone
     version     UInt64
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY (delivery_id, event_id);
+
+-- via 'event' rows: the event named its delivery itself, and only its time was placed (tz_rule).
 
 -- Everything known about one delivery, whether the event named it or resolution linked it:
 --   SELECT * FROM logisync.delivery_events(delivery = '80001234') ORDER BY occurred_at
@@ -35,12 +38,14 @@ WHERE e.delivery_id = {delivery:String}
 
 -- The watermark W of each stage (design.md 3.1) when the sink last flushed: how far event time has
 -- come through the pipeline. lag = updated_at - watermark (wall clock minus event time).
+-- One row per bucket of each stage; a stage's W is the min over its buckets.
 CREATE TABLE IF NOT EXISTS {db}.stage_watermarks
 (
     run_id     String,
     stage      LowCardinality(String),
+    bucket     UInt16,
     watermark  DateTime64(3, 'UTC'),
     updated_at DateTime64(3, 'UTC')
 )
 ENGINE = ReplacingMergeTree(updated_at)
-ORDER BY (run_id, stage);
+ORDER BY (run_id, stage, bucket);

@@ -14,15 +14,18 @@ from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSource, run_main
 
-from flows.core_config import build_core_config
-from flows.pipeline import build_flow
+from flows.domain_config import build_domain_config
+from flows.pipeline import FlowConfig, build_flow
 from flows.settings import Settings
+from flows.topology import Topology
 from operators.formats.master_csv import parse_master
+from operators.formats.timeparse import to_epoch_ms
 from operators.ingest.normalize import DEFAULT_TOPIC_ADAPTERS, Normalizer
 from operators.model import RawMessage
 from simulator.scenario import SimConfig, simulate
 from sinks.clickhouse import ClickHouseSink, SinkConfig
 from sinks.store import StoreConfig, connect, migrate, query_rows
+from sources.batch import RawBatch
 
 pytestmark = pytest.mark.clickhouse
 
@@ -35,16 +38,34 @@ TABLES = {
 }
 
 
+SOURCE = "replay"
+
+
+def batches(raws: list[RawMessage], size: int = 40) -> list[RawBatch]:
+    """The messages as the replay source batches them, the last batch marked done."""
+    out = []
+    for start in range(0, len(raws), size):
+        chunk = raws[start : start + size]
+        out.append(RawBatch(SOURCE, chunk, max(to_epoch_ms(raw.received_at) for raw in chunk)))
+    out.append(RawBatch(SOURCE, [], None, True))
+    return out
+
+
 def flow_for(store: StoreConfig, items: list[Any], recovery: bool) -> Dataflow:
     scenario = simulate(SimConfig(seed=21, deliveries=60))
     master = parse_master(scenario.products_csv, scenario.sites_csv)
-    return build_flow(
-        TestingSource(items, batch_size=40),
-        Normalizer(DEFAULT_TOPIC_ADAPTERS, master),
-        ClickHouseSink(SinkConfig(store=store, run_id="recovery-test")),
-        core=build_core_config(Settings()),
+    config = FlowConfig(
+        topology=Topology(sources=(SOURCE,)),
+        run_id="recovery-test",
+        domain=build_domain_config(Settings()),
         master=master,
         recovery=recovery,
+    )
+    return build_flow(
+        TestingSource(items),
+        Normalizer(DEFAULT_TOPIC_ADAPTERS, master),
+        ClickHouseSink(SinkConfig(store=store, run_id="recovery-test")),
+        config,
     )
 
 
@@ -68,11 +89,12 @@ def test_resume_after_a_crash_gives_the_same_tables(tmp_path: Path, chdb_dsn: st
     for store in (once, crashed):
         migrate(connect(store), store.database)
 
-    run_main(flow_for(once, raws, recovery=False), epoch_interval=timedelta(0))
+    run_main(flow_for(once, batches(raws), recovery=False), epoch_interval=timedelta(0))
     init_db_dir(tmp_path, 1)
     recovery = RecoveryConfig(str(tmp_path))
-    middle = len(raws) // 2
-    flow = flow_for(crashed, [*raws[:middle], TestingSource.ABORT(), *raws[middle:]], recovery=True)
+    items = batches(raws)
+    middle = len(items) // 2
+    flow = flow_for(crashed, [*items[:middle], TestingSource.ABORT(), *items[middle:]], recovery=True)
     run_main(flow, epoch_interval=timedelta(0), recovery_config=recovery)
     half = tables(crashed)
     assert 0 < len(half["events"]) < len(tables(once)["events"])  # it really stopped half way

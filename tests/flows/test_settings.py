@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.core_config import build_core_config
+from flows.domain_config import build_domain_config
 from flows.settings import OFF, Settings, SettingsError, build_settings, env_vars
 from operators.ingest.normalize import DEFAULT_TOPIC_ADAPTERS
 
@@ -99,7 +99,7 @@ def test_settings_built_directly_take_exactly_the_topic_map_given() -> None:
 def test_inventory_table_merges_with_the_environment(tmp_path: Path) -> None:
     config = write(tmp_path, '[inventory]\ntolerance = 1\n[inventory.sites."1020"]\ngrace_minutes = 1440\n')
     env = {"LOGISYNC_INVENTORY__SITES__1020__TOLERANCE": "3"}
-    core = build_core_config(build_settings(config, {}, environ=env))
+    core = build_domain_config(build_settings(config, {}, environ=env))
     assert core.tolerance.for_position("1020", "MAT-7") == 3
     assert core.tolerance.for_position("1010", "MAT-7") == 1
     assert core.grace.for_position("1020", "MAT-7").total_seconds() == 1440 * 60
@@ -227,14 +227,14 @@ def test_inventory_and_handoff_sections_build_the_core_config(tmp_path: Path) ->
         'to = ["GOODS_ISSUE_POSTED"]\nto_kinds = ["erp"]\nfrom_time = "occurred_at"\nto_time = "recorded_at"\n'
         'sla = "30min"\n',
     )
-    core = build_core_config(build_settings(config, {}, environ={}))
+    core = build_domain_config(build_settings(config, {}, environ={}))
     assert core.tolerance.for_position("1020", "MAT-7") == 5
     assert core.tolerance.for_position("1010", "MAT-7") == 1
     (handoff,) = core.handoffs
     assert (handoff.name, handoff.sla_ms) == ("ship_to_erp", 30 * 60_000)
     config.write_text("[inventory]\ntolerence = 1\n")
     with pytest.raises(SettingsError, match="unknown setting"):
-        build_core_config(build_settings(config, {}, environ={}))
+        build_domain_config(build_settings(config, {}, environ={}))
 
 
 def secret_settings(tmp_path: Path) -> Settings:

@@ -5,7 +5,6 @@ a failing webhook that never stops the flow."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import http.server
 import logging
 import threading
@@ -23,7 +22,8 @@ import sinks.webhook
 from flows.cli import main
 from flows.run import run_pipeline
 from flows.settings import Settings, SettingsError
-from operators.domain.alerts import Alert
+from operators.domain.alerts import Alert, with_alert
+from operators.formats.timeparse import to_epoch_ms
 from simulator.scenario import SimConfig, simulate
 from sinks.store import StoreConfig, connect, query_rows
 from sinks.urls import UrlError
@@ -31,7 +31,8 @@ from sinks.webhook import WebhookConfig, WebhookCounters, WebhookSink, post_aler
 from sources.replay import write_replay
 
 T = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
-ALERT = Alert("a1", "handoff_missing", "ship_to_erp", "critical", "D1", "D1", "1010", "", "open", T, T, None, "{}", 1)
+T_MS = to_epoch_ms(T)
+ALERT = Alert("a1", "handoff_missing", "ship_to_erp", "critical", "D1", "D1", "1010", "", "open", T_MS, T_MS, None, "{}", 1)
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,7 @@ def test_the_sender_thread_survives_a_failing_post(
     monkeypatch.setattr(sinks.webhook, "_post_once", flaky)
     sink = WebhookSink(WebhookConfig(url, drain_s=5))
     partition = sink.build("alerts", 0, 1)
-    second = dataclasses.replace(ALERT, version=2)
+    second = with_alert(ALERT, version=2)
     partition.write_batch([ALERT, second])
     partition.close()
     assert (sink.counters.failed, sink.counters.delivered, sink.counters.failures) == (1, 1, ["a1:1"])

@@ -1,4 +1,4 @@
-"""Build the domain core's configuration (operators.domain.core.CoreConfig) from the settings.
+"""Build the domain stages' configuration (operators.domain.config.DomainConfig) from the settings.
 
 `[inventory]` in the config file:
     tolerance = 0            # |unexplained_delta| allowed, in the sku's unit
@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from flows.settings import Settings, SettingsError
-from operators.domain.core import CoreConfig
+from operators.domain.config import DomainConfig
 from operators.domain.handoffs import DEFAULT_HANDOFFS, HandoffConfigError, parse_handoffs
 from operators.domain.inventory_units import GraceConfig, ToleranceConfig
 
@@ -41,7 +41,7 @@ def _overrides(
     return by_site, by_sku, by_site_sku
 
 
-def build_core_config(settings: Settings) -> CoreConfig:
+def build_domain_config(settings: Settings) -> DomainConfig:
     section = dict(settings.inventory)
     unknown = set(section) - _KNOWN
     if unknown:
@@ -64,8 +64,9 @@ def build_core_config(settings: Settings) -> CoreConfig:
         )
     except (HandoffConfigError, ValueError, TypeError) as exc:
         raise SettingsError(str(exc)) from exc
-    return CoreConfig(
+    return DomainConfig(
         allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
+        dedup_ttl=timedelta(days=settings.dedup_ttl_days),
         xref_ttl=timedelta(days=settings.xref_ttl_days),
         retention=timedelta(days=settings.retention_days),
         handoffs=handoffs,
