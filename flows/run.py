@@ -43,6 +43,7 @@ class RunResult:
     sink: SinkCounters
     store: StoreConfig
     webhook: WebhookCounters | None = None
+    web: Any = None  # web.server.BackgroundServer when the run serves the page (`--serve`)
 
 
 class _AlertsToKafka(DynamicSink[Alert]):
@@ -139,11 +140,21 @@ def build_source(settings: Settings, progress: bool) -> Source[RawMessage]:
     raise SettingsError(f"source {settings.source!r} must be resolved to a file or kafka before running")
 
 
-def run_pipeline(settings: Settings, *, progress: bool = True) -> RunResult:
-    """Run the ingest flow to the end of its input (replay) and return what it wrote."""
+def run_pipeline(settings: Settings, *, progress: bool = True, serve: tuple[str, int] | None = None) -> RunResult:
+    """Run the ingest flow to the end of its input (replay) and return what it wrote.
+
+    With `serve` (host, port) the web page runs on a background thread over the same store
+    client (chDB admits one process), from before the first insert; it is left running.
+    """
     store = StoreConfig(settings.clickhouse, settings.database)
     client = connect(store)
     migrate(client, store.database)
+    web = None
+    if serve is not None:
+        from web.server import start_background
+
+        web = start_background(client, store.database, *serve)
+        print(f"serving the dashboards at {web.url} (live)", file=sys.stderr)
     master = load_master_data(settings)
     normalizer = Normalizer(settings.topic_adapters, master)
     run_id = uuid.uuid4().hex[:12]
@@ -192,7 +203,7 @@ def run_pipeline(settings: Settings, *, progress: bool = True) -> RunResult:
         epoch_interval=timedelta(seconds=settings.epoch_interval_s),
         recovery_config=recovery_config(settings),
     )
-    return RunResult(run_id, time.perf_counter() - started, counters, store, webhook.counters if webhook else None)
+    return RunResult(run_id, time.perf_counter() - started, counters, store, webhook.counters if webhook else None, web)
 
 
 def resolve_simulator(settings: Settings, workdir: Path) -> Settings:

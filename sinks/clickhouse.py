@@ -27,6 +27,7 @@ from operators.ingest.accounting import MessageOutcome
 from operators.model import CanonicalEvent, DeadLetter
 from sinks import rows
 from sinks.store import StoreConfig, chdb_lock, connect
+from web import metrics
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class _ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
                 self._outcomes, self._config.run_id, self._part, self._flush_seq, ingested_ms
             )
             self._insert("ingest_stats", rows.INGEST_STATS_COLUMNS, stats)
+            metrics.record_outcomes(self._outcomes)  # after the insert: /metrics matches ingest_stats
             self._outcomes = []
         self._buffered = 0
         self._oldest = None
@@ -127,10 +129,12 @@ class _ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
                     ) from exc
                 log.warning("insert into %s.%s failed (attempt %d): %s", self._db, table, attempt, exc)
                 time.sleep(0.5 * 2**attempt)  # backoff before retrying a failed insert
+        elapsed = time.perf_counter() - started
+        metrics.record_insert(table, len(rows), elapsed)
         counters = self._counters
         counters.inserts += 1
         counters.rows += len(rows)
-        counters.seconds += time.perf_counter() - started
+        counters.seconds += elapsed
         counters.per_table[table] = counters.per_table.get(table, 0) + len(rows)
 
     def _do_insert(self, table: str, columns: Sequence[str], data: list[list[Any]]) -> None:
