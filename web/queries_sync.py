@@ -93,7 +93,7 @@ PARTNER_PERFORMANCE = build(
 SELECT e.kind AS kind, e.partner AS partner, e.events AS events, e.messages AS messages,
        e.source_lag_p50_min AS source_lag_p50_min, e.source_lag_p95_min AS source_lag_p95_min,
        e.transport_lag_p50_min AS transport_lag_p50_min, e.transport_lag_p95_min AS transport_lag_p95_min,
-       e.tz_assumed_share AS tz_assumed_share, e.orphan_events AS orphan_events,
+       e.tz_assumed_share AS tz_assumed_share, if(e.kind = 'carrier', o.orphans, 0) AS orphan_events,
        f.facts AS handoff_facts, f.breaches AS breaches,
        round(if(f.facts = 0, 0, f.breaches / f.facts), 4) AS breach_rate,
        d.dead AS dead_letters, round(d.dead / (e.messages + d.dead), 4) AS dead_letter_rate
@@ -104,8 +104,7 @@ FROM
            round(quantileExact(0.95)(source_lag_ms) / 60000, 2) AS source_lag_p95_min,
            round(quantileExact(0.5)(transport_lag_ms) / 60000, 2) AS transport_lag_p50_min,
            round(quantileExact(0.95)(transport_lag_ms) / 60000, 2) AS transport_lag_p95_min,
-           round(countIf(tz_assumed) / count(), 4) AS tz_assumed_share,
-           countIf(attributes['orphan'] = 'true') AS orphan_events
+           round(countIf(tz_assumed) / count(), 4) AS tz_assumed_share
     FROM {{db}}.events FINAL
     WHERE source_kind IN ('wms', 'carrier') AND $received
     GROUP BY kind, partner
@@ -129,13 +128,32 @@ LEFT JOIN
     WHERE partner != ''
     GROUP BY partner
 ) AS d ON d.partner = e.partner
+LEFT JOIN
+(
+    -- orphan_carrier_event alerts opened in the range: their entity is the reference, `ref:<REF>`
+    SELECT r.partner AS partner, sum(a.events) AS orphans
+    FROM
+    (
+        SELECT entity, JSONExtractUInt(details, 'events') AS events FROM {{db}}.alerts FINAL
+        WHERE rule = 'orphan_carrier_event' AND $opened
+    ) AS a
+    INNER JOIN
+    (
+        SELECT DISTINCT concat('ref:', upper(trim(ref))) AS ref, {EVENT_PARTNER} AS partner FROM {{db}}.events FINAL
+        ARRAY JOIN [tracking_number, shipment_ref] AS ref
+        WHERE source_kind = 'carrier' AND ref != ''
+    ) AS r ON r.ref = a.entity
+    GROUP BY partner
+) AS o ON o.partner = e.partner
 WHERE ({{partner:String}} = '' OR e.partner = {{partner:String}})
 ORDER BY kind, events DESC, partner
 """,
     "Events received in the range per partner; lags in minutes; breaches of the handoff facts on the "
-    "partner's side; dead letters whose payload names the partner (X12 ISA06, EasyPost carrier).",
+    "partner's side; dead letters whose payload names the partner (X12 ISA06, EasyPost carrier); "
+    "carrier events orphaned (orphan_carrier_event alerts opened in the range, by their reference).",
     received=in_range("received_at"),
     from_range=in_range("from_at"),
+    opened=in_range("opened_at"),
     fact_partners=FACT_PARTNERS,
 )
 
