@@ -34,8 +34,8 @@ class WebStore:
     client: Any
     run: RunResult
     clock: DataClock
-    # pipeline metric samples gained during the fixture's run: (name, labels) -> value
-    metrics_delta: dict[tuple[str, tuple[tuple[str, str], ...]], float]
+    # pipeline metric samples before the fixture's run: (name, labels) -> value
+    metrics_before: dict[tuple[str, tuple[tuple[str, str], ...]], float]
     replay: Path
 
 
@@ -75,7 +75,7 @@ def _cut_replay(source: Path, target: Path) -> None:
     target.write_text("".join(json.dumps(line) + "\n" for line in out), encoding="utf-8")
 
 
-def _samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in metrics.PIPELINE_REGISTRY.collect()
@@ -97,10 +97,8 @@ def web_store(tmp_path_factory: pytest.TempPathFactory, chdb_dsn: str) -> Iterat
         master_dir=master,
         xref_ttl_days=0.25,  # the orphan is declared within the replay's span
     )
-    before = _samples()
+    before = samples()
     result = run_pipeline(settings, progress=False)
-    after = _samples()
-    delta = {key: value - before.get(key, 0.0) for key, value in after.items() if value != before.get(key, 0.0)}
     client = connect(store)
     clock = read_clock(client, store.database, datetime.now().astimezone())
-    yield WebStore(store, client, result, clock, delta, replay)
+    yield WebStore(store, client, result, clock, before, replay)
