@@ -75,8 +75,14 @@ PAGES: tuple[Page, ...] = (
         (
             Panel(
                 "latency_over_time",
-                "p95 per handoff over time (minutes)",
-                Chart("line", "hour", ("p95_min",), series="handoff", unit="min"),
+                "p95 per handoff over time, against its SLA (dashed), minutes",
+                Chart("line", "hour", ("p95_min", "sla_min"), series="handoff", unit="min"),
+                12,
+            ),
+            Panel(
+                "latency_over_time",
+                "p50 / p95 / p99 over time (choose a handoff to read one), minutes",
+                Chart("line", "hour", ("p50_min", "p95_min", "p99_min"), series="handoff", unit="min"),
                 12,
             ),
             Panel(

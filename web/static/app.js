@@ -30,27 +30,35 @@ function columnIndex(data, name) {
   return index;
 }
 
-// Long rows -> Chart.js datasets: one per (series value, y column), or one per y column.
+// Long rows -> Chart.js datasets: one per (series value, y column), or one per y column. A series
+// keeps one colour across its y columns (told apart by dashes); SLA columns are long dashes.
 function datasets(data, chart, isTime) {
   const xi = columnIndex(data, chart.x);
   const si = chart.series ? columnIndex(data, chart.series) : -1;
   const groups = new Map();
   const labels = [];
+  const colours = new Map();
   for (const row of data.rows) {
-    const x = isTime ? Date.parse(row[xi]) : String(row[xi]);
+    const raw = row[xi];
+    const x = isTime ? Date.parse(raw) : (typeof raw === "string" && /^\d{4}-\d\d-\d\dT/.test(raw) ? formatTime(Date.parse(raw)) : String(raw));
     if (!isTime && !labels.includes(x)) labels.push(x);
-    for (const y of chart.y) {
-      const name = si >= 0 ? (chart.y.length > 1 ? row[si] + " " + y : String(row[si])) : y;
-      if (!groups.has(name)) groups.set(name, []);
-      groups.get(name).push({x: x, y: row[columnIndex(data, y)]});
-    }
+    const series = si >= 0 ? String(row[si]) : "";
+    if (!colours.has(series)) colours.set(series, colours.size);
+    chart.y.forEach((y, yi) => {
+      const name = si >= 0 ? (chart.y.length > 1 ? series + " " + y : series) : y;
+      if (!groups.has(name)) groups.set(name, {series: series, y: y, yi: yi, points: []});
+      groups.get(name).points.push({x: x, y: row[columnIndex(data, y)]});
+    });
   }
-  let i = 0;
   const sets = [];
-  for (const [label, points] of groups) {
-    const color = PALETTE[i++ % PALETTE.length];
-    sets.push({label: label, data: points, borderColor: color, backgroundColor: color + (chart.kind === "bar" ? "cc" : "33"),
-               pointRadius: isTime ? 2 : 3, tension: 0, spanGaps: false});
+  for (const [label, group] of groups) {
+    const colour = PALETTE[(si >= 0 ? colours.get(group.series) : group.yi) % PALETTE.length];
+    const sla = group.y.startsWith("sla");
+    sets.push({label: label, data: group.points, borderColor: colour,
+               backgroundColor: colour + (chart.kind === "bar" ? (sla ? "55" : "cc") : "33"),
+               borderDash: chart.kind !== "line" ? [] : sla ? [6, 4] : [[], [8, 3], [2, 2]][group.yi % 3],
+               pointRadius: isTime && !sla ? 2 : 0,
+               tension: 0, spanGaps: sla});
   }
   return {labels: labels, datasets: sets};
 }
