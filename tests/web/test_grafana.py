@@ -100,7 +100,8 @@ def test_variables_filter_like_the_web_page(web_store: WebStore) -> None:
     end = web_store.clock.as_of + timedelta(milliseconds=1)
     start = end - timedelta(days=30)
     board = _committed()["latency.json"]
-    sql = substitute(board["panels"][2]["targets"][0]["rawSql"], db, start, end, site="1010", partner="UPS")
+    (panel,) = [p for p in board["panels"] if p["title"] == "Per handoff: percentiles, SLA and breaches"]
+    sql = substitute(panel["targets"][0]["rawSql"], db, start, end, site="1010", partner="UPS")
     values = query_values(
         {"start": start.isoformat(), "end": end.isoformat(), "site": "1010", "partner": "UPS"}, web_store.clock
     )
