@@ -11,6 +11,7 @@ Wraps `bytewax.connectors.kafka.KafkaSource` (one input partition per topic-part
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from typing_extensions import override
 
 from operators.model import RawMessage
+from web import metrics
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +69,14 @@ def to_raw(message: KafkaSourceMessage[bytes | None, bytes | None]) -> RawMessag
 class _RawPartition(StatefulSourcePartition[RawMessage, int | None]):
     """The connector's partition, mapped to RawMessages and optionally bounded by an end offset."""
 
-    def __init__(self, inner: StatefulSourcePartition[Any, int | None], end_offset: int | None) -> None:
+    def __init__(
+        self, inner: StatefulSourcePartition[Any, int | None], end_offset: int | None, for_part: str = ""
+    ) -> None:
         self._inner = inner
         self._end = end_offset
+        index, _, topic = for_part.partition("-")  # bytewax names a partition "<index>-<topic>"
+        self._partition = TopicPartition(topic, int(index)) if index.isdigit() else None
+        self._lag_recorded_at = 0.0
         # Our own position: messages past the end offset are not emitted, so they must not be
         # counted as read either (a later resume in live mode starts with them).
         self._next_offset = inner.snapshot()
@@ -92,7 +99,21 @@ class _RawPartition(StatefulSourcePartition[RawMessage, int | None]):
             self._next_offset = message.offset + 1
         if self._reached(self._next_offset):
             self._done = True
+        if out:
+            self._record_lag()
         return out
+
+    def _record_lag(self) -> None:
+        """Consumer lag for /metrics, at most once a second, from the high watermark of the
+        consumer's last fetch (`cached=True`: no request to the broker)."""
+        consumer = getattr(self._inner, "_consumer", None)  # bytewax's partition keeps its consumer private
+        now = time.monotonic()
+        if consumer is None or self._partition is None or self._next_offset is None or now - self._lag_recorded_at < 1:
+            return
+        self._lag_recorded_at = now
+        _low, high = consumer.get_watermark_offsets(self._partition, cached=True)
+        if high >= 0:
+            metrics.set_consumer_lag(self._partition.topic, self._partition.partition, max(high - self._next_offset, 0))
 
     @override
     def next_awake(self) -> datetime | None:
@@ -142,7 +163,7 @@ class RawKafkaSource(FixedPartitionedSource[RawMessage, int | None]):
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _RawPartition:
         inner = self._inner.build_part(step_id, for_part, resume_state)
         end = self._end_offset(for_part) if self._until_end else None
-        return _RawPartition(inner, end)
+        return _RawPartition(inner, end, for_part)
 
     def _end_offset(self, for_part: str) -> int:
         index, topic = for_part.split("-", 1)
