@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -139,7 +140,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     if result.web is not None:
         print(f"run finished; still serving {result.web.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-        result.web.thread.join()
+        # bytewax's run leaves its own SIGINT handler installed; Ctrl-C must reach Python again
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        while result.web.thread.is_alive():
+            result.web.thread.join(timeout=1.0)
     return 0 if summary.balanced else 1
 
 
