@@ -171,6 +171,8 @@ function start() {
     const element = document.getElementById(id);
     if (element) element.textContent = formatValue(element.textContent);
   }
+  const refreshed = document.getElementById("refreshed");
+  if (refreshed) refreshed.textContent = new Date().toISOString().slice(11, 19) + " UTC";
   const specsElement = document.getElementById("panels");
   if (!specsElement) {  // the timeline page is rendered on the server: reload it to refresh
     document.body.dataset.loaded = "true";
