@@ -6,6 +6,8 @@ COPY operators ./operators
 COPY flows ./flows
 COPY sources ./sources
 COPY sinks ./sinks
+COPY simulator ./simulator
+COPY web ./web
 RUN pip install --no-cache-dir -c constraints.txt .
 ENTRYPOINT []
 CMD ["logisync", "run"]

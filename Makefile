@@ -20,6 +20,8 @@ install: $(STAMP)  ## create .venv and install logisync with its pinned dependen
 
 demo: $(STAMP)  ## set up and run the pipeline on the simulator into the embedded store
 	$(BIN)/logisync run
+	@echo
+	@echo "Dashboards: run  $(BIN)/logisync serve  and open http://127.0.0.1:8080/ (Ctrl-C stops it)"
 
 test: $(STAMP)  ## set up and run the whole test suite (starts a local Kafka broker)
 	$(BIN)/pytest -q

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ import orjson
 
 from flows.settings import Settings, SettingsError, build_settings
 from operators.formats.master_csv import MasterDataError
-from sinks.store import StoreConfig, StoreError, connect
+from sinks.store import StoreConfig, StoreError, connect, query_rows
 from sources.kafka import KafkaUnavailableError
 
 EXIT_USAGE = 2
@@ -53,7 +54,11 @@ def make_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--source", help="simulator (default), file:PATH (a replay file), or kafka")
     run.add_argument("--master", type=Path, dest="master_dir", metavar="DIR", help="products.csv + sites.csv")
-    run.add_argument("--workers", type=int, help="bytewax workers in this process (default 1)")
+    run.add_argument("--workers", type=int, help="bytewax workers in each process (default 1)")
+    run.add_argument("--processes", type=int, help="bytewax processes on this machine (default 1)")
+    run.add_argument("--process-id", type=int, help="this process's index in --addresses (multi-machine cluster)")
+    run.add_argument("--addresses", metavar="H:P;H:P", help="every cluster process's host:port, in order")
+    run.add_argument("--run-id", help="the run's id (give every process of a cluster the same)")
     run.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (with --source kafka)")
     run.add_argument(
         "--until-end", action="store_true", default=None, help="Kafka: stop at the end offsets seen at start"
@@ -62,6 +67,11 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--deliveries", type=int, dest="sim_deliveries", help="simulator deliveries (default 300)")
     run.add_argument("--recovery-dir", type=Path, metavar="DIR", help="bytewax recovery store: resume after a crash")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="also serve the dashboards from this run (host default 127.0.0.1); after a replay, until Ctrl-C",
+    )
     _add_store_flags(run)
 
     simulate = commands.add_parser(
@@ -86,6 +96,16 @@ def make_parser() -> argparse.ArgumentParser:
     query.add_argument("sql", help='for example "SELECT event_type, count() FROM logisync.events FINAL GROUP BY 1"')
     query.add_argument("--format", choices=("table", "json", "tsv"), default="table")
     _add_store_flags(query)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the dashboards (web page, JSON API, /metrics) of a store",
+        description="Serve the dashboards of a store no run holds (an embedded store admits one process: "
+        "use `logisync run --serve` to watch a running pipeline).",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    _add_store_flags(serve)
     return parser
 
 
@@ -107,6 +127,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             "database",
             "master_dir",
             "workers",
+            "processes",
+            "process_id",
+            "addresses",
+            "run_id",
             "bootstrap",
             "until_end",
             "sim_seed",
@@ -120,10 +144,53 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = resolve_simulator(settings, Path("var/simulator"))
     store = StoreConfig(settings.clickhouse, settings.database)
     print(f"running {settings.source} -> {store.redacted()} (database {store.database})", file=sys.stderr)
-    result = run_pipeline(settings, progress=not args.quiet)
+    address = _serve_address(args.serve) if args.serve else None
+    result = run_pipeline(settings, progress=not args.quiet, serve=address)
     summary = read_summary(result.store, result.run_id, result.seconds)
     print(format_summary(summary))
+    if result.web is not None:
+        print(f"run finished; still serving {result.web.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        # bytewax's run leaves its own SIGINT handler installed; Ctrl-C must reach Python again
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        while result.web.thread.is_alive():
+            result.web.thread.join(timeout=1.0)
     return 0 if summary.balanced else 1
+
+
+def _serve_address(text: str) -> tuple[str, int]:
+    from web.server import ServeError, parse_address
+
+    try:
+        return parse_address(text)
+    except ServeError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from web.server import ServeError, check_not_locked, serve_forever
+
+    settings = _settings(args, ("clickhouse", "database"))
+    store = StoreConfig(settings.clickhouse, settings.database)
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be from 0 to 65535, got {args.port}")
+    check_not_locked(store)
+    client = connect(store)
+    tables = query_rows(
+        client,
+        "SELECT count() FROM system.tables WHERE database = %(db)s AND name IN ('events', 'stage_watermarks')",
+        {"db": store.database},
+    )
+    if tables[0][0] < 2:
+        raise UserError(
+            f"database {store.database} at {store.redacted()} has no (current) logisync tables: "
+            "run `logisync run` against it first"
+        )
+    print(f"serving {store.redacted()} (database {store.database}) at http://{args.host}:{args.port}/", file=sys.stderr)
+    try:
+        serve_forever(client, store.database, args.host, args.port)
+    except ServeError as exc:
+        raise UserError(str(exc)) from exc
+    return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -194,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    handlers = {"run": cmd_run, "simulate": cmd_simulate, "query": cmd_query}
+    handlers = {"run": cmd_run, "simulate": cmd_simulate, "query": cmd_query, "serve": cmd_serve}
     try:
         return handlers[args.command](args)
     except (UserError, SettingsError, StoreError, KafkaUnavailableError, MasterDataError) as exc:

@@ -45,7 +45,7 @@ def _free_ports(count: int) -> list[int]:
             listener.close()
 
 
-def run_local_cluster(settings: Settings, *, progress: bool = True) -> RunResult:
+def run_local_cluster(settings: Settings, *, progress: bool = True, serve: tuple[str, int] | None = None) -> RunResult:
     processes = settings.processes
     addresses = tuple(f"127.0.0.1:{port}" for port in _free_ports(processes))
     run_id = settings.run_id or uuid.uuid4().hex[:12]
@@ -59,7 +59,7 @@ def run_local_cluster(settings: Settings, *, progress: bool = True) -> RunResult
         for index in range(1, processes):
             command = [sys.executable, "-m", "flows.cluster", str(path), str(index)]
             children.append(subprocess.Popen(command))
-        result = run_pipeline(shared, progress=progress, place=ClusterPlace(0, addresses))
+        result = run_pipeline(shared, progress=progress, place=ClusterPlace(0, addresses), serve=serve)
         failed = [(index, child.wait()) for index, child in enumerate(children, start=1)]
         failed = [(index, code) for index, code in failed if code != 0]
         if failed:

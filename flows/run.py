@@ -46,6 +46,7 @@ class RunResult:
     sink: SinkCounters
     store: StoreConfig
     webhook: WebhookCounters | None = None
+    web: Any = None  # web.server.BackgroundServer when the run serves the page (`--serve`)
 
 
 class _AlertsToKafka(DynamicSink[Alert]):
@@ -161,21 +162,36 @@ class ClusterPlace:
         return not self.process_id
 
 
-def run_pipeline(settings: Settings, *, progress: bool = True, place: ClusterPlace | None = None) -> RunResult:
+def run_pipeline(
+    settings: Settings,
+    *,
+    progress: bool = True,
+    place: ClusterPlace | None = None,
+    serve: tuple[str, int] | None = None,
+) -> RunResult:
     """Run the flow to the end of its input (replay, `--until-end`) and return what it wrote.
 
     With `settings.processes` > 1 this process starts the others (flows/cluster.py) and is
     process 0 of the cluster; with `process_id`/`addresses` it is one process of a cluster
-    started elsewhere (several machines).
+    started elsewhere (several machines). With `serve` (host, port) the web page runs on a
+    background thread over the same store client (chDB admits one process), from before the first
+    insert; it is left running.
     """
     if place is None and settings.processes > 1:
         from flows.cluster import run_local_cluster
 
-        return run_local_cluster(settings, progress=progress)
+        return run_local_cluster(settings, progress=progress, serve=serve)
     place = place or _place_of(settings)
     store = StoreConfig(settings.clickhouse, settings.database)
+    web = None
     if place.is_first:
-        migrate(connect(store), store.database)  # once per cluster, before the others start work
+        client = connect(store)
+        migrate(client, store.database)  # once per cluster, before the others start work
+        if serve is not None:
+            from web.server import start_background
+
+            web = start_background(client, store.database, *serve)
+            print(f"serving the dashboards at {web.url} (live)", file=sys.stderr)
     master = load_master_data(settings)
     normalizer = Normalizer(settings.topic_adapters, master)
     run_id = settings.run_id or uuid.uuid4().hex[:12]
@@ -232,7 +248,8 @@ def run_pipeline(settings: Settings, *, progress: bool = True, place: ClusterPla
             epoch_interval=timedelta(seconds=settings.epoch_interval_s),
             recovery_config=recovery_config(settings),
         )
-    return RunResult(run_id, time.perf_counter() - started, counters, store, webhook.counters if webhook else None)
+    seconds = time.perf_counter() - started
+    return RunResult(run_id, seconds, counters, store, webhook.counters if webhook else None, web)
 
 
 def _place_of(settings: Settings) -> ClusterPlace:

@@ -50,14 +50,14 @@ def read_summary(store: StoreConfig, run_id: str, seconds: float) -> RunSummary:
     summary = RunSummary(run_id, seconds)
     rows = query_rows(
         client,
-        f"SELECT topic, {sums} FROM {db}.ingest_stats WHERE run_id = %(run)s GROUP BY topic ORDER BY topic",
+        f"SELECT topic, {sums} FROM {db}.ingest_stats FINAL WHERE run_id = %(run)s GROUP BY topic ORDER BY topic",
         {"run": run_id},
     )
     for topic, *counts in rows:
         summary.per_topic[topic] = dict(zip(COUNT_COLUMNS, (int(c) for c in counts), strict=True))
     maps = query_rows(
         client,
-        f"SELECT sumMap(events_by_type), sumMap(dead_by_reason) FROM {db}.ingest_stats WHERE run_id = %(run)s",
+        f"SELECT sumMap(events_by_type), sumMap(dead_by_reason) FROM {db}.ingest_stats FINAL WHERE run_id = %(run)s",
         {"run": run_id},
     )
     if maps:

@@ -31,6 +31,7 @@ from typing_extensions import override
 
 from sinks.rows import TABLE_BY_NAME, Table
 from sinks.store import StoreConfig, chdb_lock, connect
+from web import metrics
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,49 @@ class _Buffer:
         return rows
 
 
+class _Accounting:
+    """Prometheus counters from the `ingest_stats` rows a partition stores.
+
+    A row holds the running totals of one (input partition, offset block, topic); the counters
+    grow by the difference to the row last stored for that key, so /metrics equals the table,
+    replayed rows included (they add nothing)."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        # key -> (normalized, events_out, duplicates, ignored, dead letters by reason)
+        self._last: dict[Any, tuple[int, int, int, int, dict[str, int]]] = {}
+
+    def record(self, table: Table, rows: list[Sequence[Any]]) -> None:
+        column = {name: index for index, name in enumerate(table.columns)}
+        if table.key is None:
+            return
+        for row in rows:
+            key = table.key(row)
+            key = tuple(key) if isinstance(key, list) else key
+            topic = str(row[column["topic"]])
+            reasons = {str(reason): int(count) for reason, count in dict(row[column["dead_by_reason"]]).items()}
+            now = (
+                int(row[column["normalized"]]),
+                int(row[column["events_out"]]),
+                int(row[column["duplicates"]]),
+                int(row[column["ignored"]]),
+                reasons,
+            )
+            before = self._last.get(key, (0, 0, 0, 0, {}))
+            self._last[key] = now
+            if now[0] > before[0] or now[1] > before[1]:
+                metrics.record_outcome(topic, "normalized", events=now[1] - before[1], messages=now[0] - before[0])
+            if now[2] > before[2]:
+                metrics.record_outcome(topic, "duplicate", messages=now[2] - before[2])
+            if now[3] > before[3]:
+                metrics.record_outcome(topic, "ignored", messages=now[3] - before[3])
+            for reason, count in reasons.items():
+                grown = count - before[4].get(reason, 0)
+                if grown > 0:
+                    metrics.record_outcome(topic, "dead_lettered", dead_reason=reason, messages=grown)
+
+
 class ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
     def __init__(self, config: SinkConfig, part: str, counters: SinkCounters, clock: Callable[[], float]) -> None:
         self._config = config
@@ -136,6 +180,8 @@ class ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
         self._chdb = chdb_lock() if config.store.embedded else None
         self._clock = clock
         self._policy = FlushPolicy(config.max_rows, config.flush_interval_s)
+        self._accounting = _Accounting()
+        self._watermarks: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()  # buffers: the bytewax worker adds, the timer may flush
         self._closed = threading.Event()
         self._timer = threading.Thread(target=self._tick, name=f"logisync-sink-{part}", daemon=True)
@@ -210,6 +256,11 @@ class ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
                 log.warning("insert into %s.%s failed (attempt %d): %s", self._db, table.name, attempt, exc)
                 time.sleep(0.5 * 2**attempt)  # backoff before retrying a failed insert
         seconds = time.perf_counter() - started
+        metrics.record_insert(table.name, len(rows), seconds)
+        if table.name == "ingest_stats":
+            self._accounting.record(table, rows)
+        elif table.name == "stage_watermarks":
+            self._record_watermarks(rows, now_ms)
         counters = self._counters
         counters.inserts += 1
         counters.rows += len(rows)
@@ -219,6 +270,16 @@ class ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
             counters.on_insert(table.name, len(rows), seconds)
         if counters.on_events is not None and table.name == "events":
             counters.on_events(data[table.columns.index("received_at")], now_ms)
+
+    def _record_watermarks(self, rows: list[Sequence[Any]], now_ms: int) -> None:
+        """Each stage's W (the min over its buckets) and its lag behind the wall clock."""
+        for _run, stage, bucket, watermark in rows:
+            self._watermarks[(stage, bucket)] = max(watermark, self._watermarks.get((stage, bucket), watermark))
+        stages: dict[str, int] = {}
+        for (stage, _), watermark in self._watermarks.items():
+            stages[stage] = min(watermark, stages.get(stage, watermark))
+        for stage, watermark in stages.items():
+            metrics.set_watermark(stage, watermark, now_ms)
 
     def _do_insert(self, table: str, columns: list[str], data: list[list[Any]], settings: dict[str, Any]) -> None:
         def insert() -> None:

@@ -27,6 +27,7 @@ from operators.formats.timeparse import to_epoch_ms
 from operators.ingest.sanity import LIVE_AHEAD_MS, is_sane_received
 from operators.model import RawMessage
 from sources.batch import RawBatch
+from web import metrics
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,10 @@ class _RawPartition(StatefulSourcePartition[RawBatch, int | None]):
         self._pending_since = 0
         self._promise: int | None = None
         self._last_sent = 0
+        topic, _, index = source.rpartition(":")
+        self._partition = TopicPartition(topic, int(index)) if index.isdigit() else None
+        self._lag_recorded_at = 0.0
+        self.consumed = 0  # messages taken from the consumer so far (some may still linger)
 
     def _reached(self, next_offset: int | None) -> bool:
         return self._end is not None and next_offset is not None and next_offset >= self._end
@@ -144,6 +149,9 @@ class _RawPartition(StatefulSourcePartition[RawBatch, int | None]):
             self._finished = True
             return [RawBatch(self._source, self._take(), self._promise, True)]
         consumed = list(self._inner.next_batch())
+        if consumed:
+            self.consumed += len(consumed)
+            self._record_lag(consumed[-1].offset + 1)
         for message in consumed:
             if self._end is not None and message.offset >= self._end:
                 self._done = True
@@ -187,6 +195,18 @@ class _RawPartition(StatefulSourcePartition[RawBatch, int | None]):
             if self._count is not None:
                 self._count(len(messages))
         return messages
+
+    def _record_lag(self, position: int) -> None:
+        """Consumer lag for /metrics, at most once a second, from the high watermark of the
+        consumer's last fetch (`cached=True`: no request to the broker)."""
+        consumer = getattr(self._inner, "_consumer", None)  # bytewax's partition keeps its consumer private
+        now = time.monotonic()
+        if consumer is None or self._partition is None or now - self._lag_recorded_at < 1:
+            return
+        _low, high = consumer.get_watermark_offsets(self._partition, cached=True)
+        if high >= 0:  # unknown (negative) until the consumer's first fetch response
+            self._lag_recorded_at = now
+            metrics.set_consumer_lag(self._partition.topic, self._partition.partition, max(high - position, 0))
 
     @override
     def next_awake(self) -> datetime | None:

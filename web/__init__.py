@@ -1,0 +1,1 @@
+"""Visibility: the query layer, the built-in web page and its JSON API, Prometheus metrics."""
