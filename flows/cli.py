@@ -59,6 +59,13 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--process-id", type=int, help="this process's index in --addresses (multi-machine cluster)")
     run.add_argument("--addresses", metavar="H:P;H:P", help="every cluster process's host:port, in order")
     run.add_argument("--run-id", help="the run's id (give every process of a cluster the same)")
+    run.add_argument(
+        "--no-create-topics",
+        dest="create_topics",
+        action="store_false",
+        default=None,
+        help="Kafka: do not create missing output topics (dead letters, alerts)",
+    )
     run.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (with --source kafka)")
     run.add_argument(
         "--until-end", action="store_true", default=None, help="Kafka: stop at the end offsets seen at start"
@@ -131,6 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "process_id",
             "addresses",
             "run_id",
+            "create_topics",
             "bootstrap",
             "until_end",
             "sim_seed",

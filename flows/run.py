@@ -204,6 +204,7 @@ def run_pipeline(
         workers=workers,
         buckets={DEDUP: buckets, RESOLUTION: buckets, ARBITER: buckets, LIFECYCLE: buckets, INVENTORY: buckets},
     )
+    live = settings.source == "kafka" and not settings.until_end
     counters = SinkCounters()
     sink = ClickHouseSink(
         SinkConfig(
@@ -212,7 +213,9 @@ def run_pipeline(
             # An embedded store admits one process: its one partition lives on process 0.
             partitions=1 if store.embedded else workers,
             max_rows=settings.sink_max_rows,
-            flush_interval_s=settings.sink_flush_interval_s,
+            # A replay or backfill has no reader waiting for each second: larger inserts, fewer parts
+            # to merge; every epoch end still flushes (the sink's barrier).
+            flush_interval_s=settings.sink_flush_interval_s if live else max(settings.sink_flush_interval_s, 5.0),
             writer_process=0 if store.embedded else None,
             process_id=place.process_id or 0,
         ),
@@ -249,7 +252,27 @@ def run_pipeline(
             recovery_config=recovery_config(settings),
         )
     seconds = time.perf_counter() - started
+    if settings.source == "kafka" and settings.until_end and place.is_first:
+        _warn_if_nothing_read(store, run_id, settings)
     return RunResult(run_id, seconds, counters, store, webhook.counters if webhook else None, web)
+
+
+def _warn_if_nothing_read(store: StoreConfig, run_id: str, settings: Settings) -> None:
+    """An `--until-end` run that consumed nothing says so (empty, deleted or mistyped topics)."""
+    from sinks.store import query_rows
+
+    rows = query_rows(
+        connect(store),
+        f"SELECT count() FROM {store.database}.ingest_stats FINAL WHERE run_id = %(run)s",
+        {"run": run_id},
+    )
+    if rows and int(rows[0][0]) == 0:
+        topics = ", ".join(sorted(settings.topic_adapters))
+        print(
+            f"warning: read no message from {settings.bootstrap} (topics {topics}): they are empty, or their "
+            "retention deleted the messages (a simulated scenario is timestamped in the past)",
+            file=sys.stderr,
+        )
 
 
 def _place_of(settings: Settings) -> ClusterPlace:

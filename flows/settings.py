@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     bootstrap: str | None = Field(None, validation_alias=AliasChoices("bootstrap", "kafka_bootstrap"))
     until_end: bool = False
     batch_size: Count = 2000
+    # At most this many messages per input partition in one bytewax epoch (a crash replays one).
+    epoch_max_messages: Count = 20_000
+    kafka_give_up_s: Interval = 120.0  # --until-end: stop with an error after the broker is away this long
+    create_topics: bool = True  # Kafka: create the missing output topics (dead letters, alerts)
     epoch_interval_s: Interval = 10.0
     sink_max_rows: Count = 50_000
     sink_flush_interval_s: Interval = 1.0

@@ -41,7 +41,9 @@ def produce_scenario(
     """Produce the scenario onto its topics, keyed so one delivery's messages share a partition.
 
     The Kafka timestamp of each message is its `received_at`, so a Kafka replay and a file replay
-    of the same scenario compute the same results.
+    of the same scenario compute the same results. Those timestamps lie in the past, so the topics
+    it creates keep messages forever (`retention.ms=-1`): with a broker's default 7-day retention
+    the scenario would be deleted within a minute of being produced.
     """
     from confluent_kafka import Producer
 
@@ -51,7 +53,14 @@ def produce_scenario(
     scenario = simulate(SimConfig(seed=seed, deliveries=deliveries))
     topics = {record.topic: partitions for record in scenario.records}
     topics.update({DEAD_LETTER_TOPIC: partitions, ALERTS_TOPIC: partitions})
-    ensure_topics(bootstrap, topics, config)
+    created = ensure_topics(bootstrap, topics, config, topic_config={"retention.ms": "-1"})
+    kept = sorted(set(topics) - set(created))
+    if kept:
+        print(
+            f"note: topics {', '.join(kept)} existed already; their retention decides how long the scenario "
+            "(timestamped in the past) stays",
+            file=sys.stderr,
+        )
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4", **config})
     failures: list[str] = []
 

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bytewax.connectors.kafka import KafkaSource, KafkaSourceMessage
+from bytewax.connectors.kafka import KafkaError, KafkaSource, KafkaSourceMessage
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import KafkaError as KafkaErrorCode
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from tenacity import RetryCallState, Retrying, wait_exponential
 from typing_extensions import override
 
 from operators.formats.timeparse import to_epoch_ms
@@ -40,9 +42,101 @@ class KafkaUnavailableError(RuntimeError):
     """The broker cannot be reached or a topic is missing; one line for the CLI."""
 
 
+class RateLimited(logging.Filter):
+    """Lets one record per message text through every `period_s` (librdkafka repeats its
+    connection failures many times a second while a broker is down)."""
+
+    def __init__(self, period_s: float = 30.0) -> None:
+        super().__init__()
+        self.period_s = period_s
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        key = text.split("|", 3)[-1][:80]  # librdkafka: "%LEVEL|TIMESTAMP|FAC|text" -> the text
+        now = time.monotonic()
+        if now - self._last.get(key, -self.period_s) < self.period_s:
+            return False
+        if len(self._last) > 1000:
+            self._last.clear()
+        self._last[key] = now
+        return True
+
+
+# librdkafka's own log lines (connection failures, retries) go through Python logging, rate-limited.
+LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
+LIBRDKAFKA_LOG.addFilter(RateLimited())
+
+
+def client_config(bootstrap: str, config: Mapping[str, str]) -> dict[str, Any]:
+    """A librdkafka configuration: the bootstrap servers, the [kafka] table, a bounded log."""
+    return {"bootstrap.servers": bootstrap, "logger": LIBRDKAFKA_LOG, **config}
+
+
+# librdkafka errors that pass on their own: the broker or the network is away for a while.
+_TRANSIENT = {
+    KafkaErrorCode._TRANSPORT,
+    KafkaErrorCode._ALL_BROKERS_DOWN,
+    KafkaErrorCode._TIMED_OUT,
+    KafkaErrorCode._RESOLVE,
+    KafkaErrorCode.NOT_LEADER_FOR_PARTITION,
+    KafkaErrorCode.LEADER_NOT_AVAILABLE,
+    KafkaErrorCode.REQUEST_TIMED_OUT,
+    KafkaErrorCode.NETWORK_EXCEPTION,
+}
+
+
+class Outage:
+    """A partition's view of a broker outage: back-off between polls (tenacity's exponential
+    wait), a log line when it starts, at most one every `report_s` while it lasts, one when it
+    ends, and, in `--until-end` mode, giving up after `give_up_s`."""
+
+    def __init__(self, source: str, bootstrap: str, give_up_s: float | None, report_s: float = 30.0) -> None:
+        self.source = source
+        self.bootstrap = bootstrap
+        self.give_up_s = give_up_s
+        self.report_s = report_s
+        self.since: float | None = None
+        self._attempt = 0
+        self._reported = 0.0
+
+    def failed(self, error: Any, now: float) -> float:
+        """A transient error: the seconds to wait before polling again."""
+        if self.since is None:
+            self.since, self._reported, self._attempt = now, now, 0
+            log.warning("%s: Kafka at %s unreachable (%s); retrying with back-off", self.source, self.bootstrap, error)
+        elif now - self._reported >= self.report_s:
+            self._reported = now
+            log.warning("%s: Kafka at %s still unreachable after %.0f s", self.source, self.bootstrap, now - self.since)
+        if self.give_up_s is not None and now - self.since >= self.give_up_s:
+            raise KafkaUnavailableError(
+                f"Kafka at {self.bootstrap} unreachable for {now - self.since:.0f} s "
+                f"(reading {self.source}); giving up (kafka_give_up_s = {self.give_up_s:g})"
+            )
+        self._attempt += 1
+        return _backoff(self._attempt)
+
+    def recovered(self, now: float) -> None:
+        if self.since is not None:
+            log.warning("%s: Kafka at %s is back after %.0f s", self.source, self.bootstrap, now - self.since)
+            self.since = None
+            self._attempt = 0
+
+
+_BACKOFF = wait_exponential(multiplier=0.05, max=5.0)
+_RETRYING = Retrying(wait=_BACKOFF)
+
+
+def _backoff(attempt: int) -> float:
+    """tenacity's exponential wait for the n-th attempt: 0.1 s, 0.2 s, ... at most 5 s."""
+    state = RetryCallState(_RETRYING, None, (), {})
+    state.attempt_number = attempt
+    return float(_BACKOFF(state))
+
+
 def preflight(bootstrap: str, topics: Sequence[str], config: Mapping[str, str], timeout_s: float = 10.0) -> None:
     """Fail fast with one line if the broker does not answer or a topic does not exist."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, **config})
+    admin = AdminClient(client_config(bootstrap, config))
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except Exception as exc:
@@ -117,8 +211,15 @@ class _RawPartition(StatefulSourcePartition[RawBatch, int | None]):
         count: Callable[[int], None] | None,
         clock: Clock = _wall_ms,
         start_offset: int | None = None,
+        outage: Outage | None = None,
+        max_epoch_messages: int | None = None,
     ) -> None:
         self._inner = inner
+        self._outage = outage or Outage(source, "?", None)
+        self._paused_until = 0.0
+        # Messages emitted since the last snapshot (an epoch), and the bound on them (see next_batch).
+        self._epoch_messages = 0
+        self._max_epoch_messages = max_epoch_messages
         self._source = source
         self._end = end_offset
         self._live = live
@@ -148,7 +249,28 @@ class _RawPartition(StatefulSourcePartition[RawBatch, int | None]):
         if self._done:
             self._finished = True
             return [RawBatch(self._source, self._take(), self._promise, True)]
-        consumed = list(self._inner.next_batch())
+        wall = time.monotonic()
+        if wall < self._paused_until:
+            return []
+        if self._max_epoch_messages is not None and self._epoch_messages >= self._max_epoch_messages:
+            # An epoch holds at most this many messages: after a crash the resumed run replays at
+            # most one such epoch, so a restart always moves forward (bytewax ends epochs on time
+            # only, and reading runs far ahead of processing during a backlog).
+            return []
+        try:
+            polled = list(self._inner.next_batch())
+        except StopIteration:  # partition EOF (`until_end`): everything up to the end was read
+            polled = []
+            self._done = True
+        consumed = [message for message in polled if not isinstance(message, KafkaError)]
+        errors = [item.err for item in polled if isinstance(item, KafkaError)]
+        if errors:
+            fatal = [error for error in errors if error.code() not in _TRANSIENT and not error.retriable()]
+            if fatal:
+                raise KafkaUnavailableError(f"{self._source}: Kafka error {fatal[0]}")
+            self._paused_until = wall + self._outage.failed(errors[0], wall)
+        elif consumed:
+            self._outage.recovered(wall)
         if consumed:
             self.consumed += len(consumed)
             self._record_lag(consumed[-1].offset + 1)
@@ -184,6 +306,7 @@ class _RawPartition(StatefulSourcePartition[RawBatch, int | None]):
 
     def _take(self, horizon_ms: int | None = None) -> list[RawMessage]:
         messages, self._pending = self._pending, []
+        self._epoch_messages += len(messages)
         promise = self._promise
         for message in messages:
             received_ms = to_epoch_ms(message.received_at)
@@ -210,12 +333,15 @@ class _RawPartition(StatefulSourcePartition[RawBatch, int | None]):
 
     @override
     def next_awake(self) -> datetime | None:
+        if self._paused_until > time.monotonic():
+            return datetime.now(UTC) + timedelta(seconds=self._paused_until - time.monotonic())
         if self._pending and self._live is not None:
             return datetime.now(UTC) + timedelta(milliseconds=self._live.linger_ms)
         return self._inner.next_awake()
 
     @override
     def snapshot(self) -> int | None:
+        self._epoch_messages = 0  # bytewax snapshots a partition at the end of each epoch
         return self._next_offset
 
     @override
@@ -236,6 +362,8 @@ class RawKafkaSource(FixedPartitionedSource[RawBatch, int | None]):
         config: Mapping[str, str] | None = None,
         live: LiveTiming | None = None,
         count: Callable[[int], None] | None = None,
+        give_up_s: float | None = None,
+        max_epoch_messages: int | None = None,
     ) -> None:
         self._bootstrap = bootstrap
         self._topics = list(topics)
@@ -243,6 +371,8 @@ class RawKafkaSource(FixedPartitionedSource[RawBatch, int | None]):
         self._config = dict(config or {})
         self._live = None if until_end else (live or LiveTiming())
         self._count = count
+        self._give_up_s = give_up_s if until_end else None  # a live run waits for the broker forever
+        self._max_epoch_messages = max_epoch_messages
         # Reading from the beginning on a first start; a resume continues from the snapshot.
         # auto.offset.reset=earliest: never skip silently to the end if a resume offset was
         # deleted by retention (bytewax guide 1.3).
@@ -251,9 +381,14 @@ class RawKafkaSource(FixedPartitionedSource[RawBatch, int | None]):
             self._topics,
             tail=not until_end,
             batch_size=batch_size,
-            add_config={"auto.offset.reset": "earliest", **self._config},
+            add_config={"auto.offset.reset": "earliest", "logger": LIBRDKAFKA_LOG, **self._config},  # type: ignore[dict-item]
+            raise_on_errors=False,  # consume errors come as KafkaError items: see _RawPartition
         )
         self._partitions = partitions_of(bootstrap, self._topics, self._config)
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self._topics)
 
     @property
     def senders(self) -> tuple[str, ...]:
@@ -280,10 +415,21 @@ class RawKafkaSource(FixedPartitionedSource[RawBatch, int | None]):
         inner = self._inner.build_part(step_id, for_part, resume_state)
         end = high if self._until_end else None
         start = resume_state if resume_state is not None else low
-        return _RawPartition(inner, source_id(topic, int(index)), end, self._live, self._count, start_offset=start)
+        source = source_id(topic, int(index))
+        outage = Outage(source, self._bootstrap, self._give_up_s)
+        return _RawPartition(
+            inner,
+            source,
+            end,
+            self._live,
+            self._count,
+            start_offset=start,
+            outage=outage,
+            max_epoch_messages=self._max_epoch_messages,
+        )
 
     def _watermark_offsets(self, topic: str, index: int) -> tuple[int, int]:
-        consumer = Consumer({"bootstrap.servers": self._bootstrap, "group.id": "logisync-watermarks", **self._config})
+        consumer = Consumer({**client_config(self._bootstrap, self._config), "group.id": "logisync-watermarks"})
         try:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, index), timeout=10)
         finally:
@@ -293,7 +439,7 @@ class RawKafkaSource(FixedPartitionedSource[RawBatch, int | None]):
 
 def partitions_of(bootstrap: str, topics: Sequence[str], config: Mapping[str, str]) -> dict[str, int]:
     """topic -> partition count, from the broker's metadata."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, **config})
+    admin = AdminClient(client_config(bootstrap, config))
     metadata = admin.list_topics(timeout=10)
     return {topic: len(metadata.topics[topic].partitions) for topic in topics if topic in metadata.topics}
 
@@ -302,7 +448,13 @@ def build_kafka_source(settings: Any, count: Callable[[int], None] | None = None
     """The Kafka source for `logisync run --source kafka` (topics = the configured topic map)."""
     topics = sorted(settings.topic_adapters)
     outputs = [settings.dead_letter_topic, settings.alerts_topic]
-    preflight(settings.bootstrap, topics + outputs, settings.kafka_config)
+    if settings.create_topics:
+        # Our own output topics are created when missing, as Kafka Streams does for its internal
+        # topics (1 partition keeps every version of an alert in order); a missing input is an error.
+        preflight(settings.bootstrap, topics, settings.kafka_config)
+        ensure_topics(settings.bootstrap, dict.fromkeys(outputs, 1), settings.kafka_config)
+    else:
+        preflight(settings.bootstrap, topics + outputs, settings.kafka_config)
     log.info(
         "consuming %s from %s (until_end=%s, config %s)",
         topics,
@@ -318,22 +470,37 @@ def build_kafka_source(settings: Any, count: Callable[[int], None] | None = None
         config=settings.kafka_config,
         live=LiveTiming(idle_ms=int(settings.idle_timeout_s * 1000)),
         count=count,
+        give_up_s=settings.kafka_give_up_s,
+        max_epoch_messages=settings.epoch_max_messages,
     )
 
 
 def ensure_topics(
-    bootstrap: str, topics: Mapping[str, int], config: Mapping[str, str], timeout_s: float = 30.0
-) -> None:
-    """Create the topics that do not exist yet (name -> partitions), and wait until they do."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, **config})
-    existing = set(admin.list_topics(timeout=timeout_s).topics)
-    wanted = [NewTopic(name, num_partitions=count, replication_factor=1) for name, count in topics.items()]
+    bootstrap: str,
+    topics: Mapping[str, int],
+    config: Mapping[str, str],
+    timeout_s: float = 30.0,
+    topic_config: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Create the topics that do not exist yet (name -> partitions) with `topic_config`, and wait
+    until they do; returns the names it created."""
+    admin = AdminClient(client_config(bootstrap, config))
+    try:
+        existing = set(admin.list_topics(timeout=timeout_s).topics)
+    except Exception as exc:
+        raise KafkaUnavailableError(f"Kafka at {bootstrap} did not answer within {timeout_s:.0f} s: {exc}") from exc
+    wanted = [
+        NewTopic(name, num_partitions=count, replication_factor=1, config=dict(topic_config or {}))
+        for name, count in topics.items()
+    ]
     missing = [topic for topic in wanted if topic.topic not in existing]
     if not missing:
-        return
+        return []
     for name, future in admin.create_topics(missing, operation_timeout=timeout_s).items():
         try:
             future.result(timeout=timeout_s)
         except Exception as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise KafkaUnavailableError(f"cannot create topic {name} at {bootstrap}: {exc}") from exc
+        log.info("created topic %s at %s", name, bootstrap)
+    return [topic.topic for topic in missing]

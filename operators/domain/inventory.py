@@ -224,8 +224,9 @@ class InventoryLogic:
     # -- changes, rows and alerts -----------------------------------------------------------------
 
     def _changed(self, site: str, position_keys: Iterable[str], at: int, out: list[Any]) -> None:
-        """Record the positions whose content changed: a new version, an inventory_deltas row, and
-        the tolerance check. The position row itself is emitted once per batch (`flush`)."""
+        """Record the positions whose content changed: a new version, an inventory_deltas row when
+        a quantity changed, and the tolerance check. The position row itself is emitted once per
+        batch (`flush`)."""
         site_state = self.state.sites.get(site)
         if site_state is None:
             return
@@ -233,12 +234,15 @@ class InventoryLogic:
             position = site_state.positions[position_key]
             row = position_row(site_state, site, position_key, position)
             content = (row.erp_qty, row.wms_qty, row.in_flight_qty, row.erp_as_of, row.wms_as_of)
-            if content == position.content:
+            before = position.content
+            if content == before:
                 continue
             position.version += 1
             position.content = content
             row = msgspec.structs.replace(row, version=position.version)
-            out.append(delta_row(row, at))
+            if before is None or content[:3] != before[:3]:
+                # A time series of the quantities: a new snapshot's as_of alone is not a change of it.
+                out.append(delta_row(row, at))
             self._dirty.add((site, position_key))
             self._evaluate(row, position, at, out)
 

@@ -98,8 +98,9 @@ def parse_sap_datetime(value: object, *, field_name: str) -> tuple[datetime, Tim
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
 
 
 def to_epoch_ms(value: datetime) -> int:
     """Milliseconds since the epoch, exact (no float rounding)."""
-    return (value - _EPOCH) // timedelta(milliseconds=1)
+    return (value - _EPOCH) // _ONE_MS
