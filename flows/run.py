@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -35,6 +37,7 @@ from sinks.webhook import WebhookConfig, WebhookCounters, WebhookSink
 from sources.batch import RawBatch
 from sources.file_source import FileProgress, ReplayFileSource
 from sources.master_files import load_master
+from sources.stop import STOP
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +245,7 @@ def run_pipeline(
     )
     flow = build_flow(source, normalizer, sink, config, dead_letter_sink=dead_letter_sink, alert_sinks=alert_sinks)
     started = time.perf_counter()
-    with tamed_gc():
+    with tamed_gc(), stop_on_signals():
         cli_main(  # type: ignore[no-untyped-call]
             flow,
             workers_per_process=settings.workers,
@@ -252,6 +255,8 @@ def run_pipeline(
             recovery_config=recovery_config(settings),
         )
     seconds = time.perf_counter() - started
+    if STOP.is_set():
+        raise KeyboardInterrupt  # the CLI says "interrupted" (exit 130); everything read so far is stored
     if settings.source == "kafka" and settings.until_end and place.is_first:
         _warn_if_nothing_read(store, run_id, settings)
     return RunResult(run_id, seconds, counters, store, webhook.counters if webhook else None, web)
@@ -284,6 +289,29 @@ def _place_of(settings: Settings) -> ClusterPlace:
     if settings.process_id >= len(addresses):
         raise SettingsError(f"process_id {settings.process_id} is not an index of the {len(addresses)} addresses")
     return ClusterPlace(settings.process_id, addresses)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Ctrl-C / SIGTERM stop the sources (sources/stop.py) and let the flow drain; a second
+    Ctrl-C aborts. Only the main thread can install signal handlers (tests run flows elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request(signum: int, _frame: Any) -> None:
+        if STOP.is_set():
+            raise KeyboardInterrupt
+        STOP.set()
+        print("\nstopping: draining what is in flight (Ctrl-C again to abort)", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from operators.formats.timeparse import to_epoch_ms
 from operators.ingest.sanity import is_sane_received
 from sources.batch import RawBatch
 from sources.replay import parse_line
+from sources.stop import stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class _ReplayPartition(StatefulSourcePartition[RawBatch, ReplayPosition]):
 
     @override
     def next_batch(self) -> list[RawBatch]:
-        if self._finished:
+        if self._finished or stop_requested():
             raise StopIteration()
         messages = []
         readline = self._handle.readline

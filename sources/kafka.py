@@ -29,6 +29,7 @@ from operators.formats.timeparse import to_epoch_ms
 from operators.ingest.sanity import LIVE_AHEAD_MS, is_sane_received
 from operators.model import RawMessage
 from sources.batch import RawBatch
+from sources.stop import stop_requested
 from web import metrics
 
 log = logging.getLogger(__name__)
@@ -244,7 +245,7 @@ class _RawPartition(StatefulSourcePartition[RawBatch, int | None]):
 
     @override
     def next_batch(self) -> list[RawBatch]:
-        if self._finished:
+        if self._finished or stop_requested():
             raise StopIteration()
         if self._done:
             self._finished = True
