@@ -21,6 +21,7 @@ from typing import Any
 from flows.settings import Settings, SettingsError
 from operators.domain.config import DomainConfig
 from operators.domain.handoffs import DEFAULT_HANDOFFS, HandoffConfigError, parse_handoffs
+from operators.domain.health import HealthConfig
 from operators.domain.inventory_units import GraceConfig, ToleranceConfig
 
 _KNOWN = {"tolerance", "grace_minutes", "sites", "skus", "site_skus"}
@@ -64,6 +65,12 @@ def build_domain_config(settings: Settings) -> DomainConfig:
         )
     except (HandoffConfigError, ValueError, TypeError) as exc:
         raise SettingsError(str(exc)) from exc
+    health = HealthConfig(
+        silent_factor=settings.feed_silent_factor,
+        silent_min_ms=int(settings.feed_silent_min_minutes * 60_000),
+        dead_letter_rate=settings.dead_letter_rate_threshold,
+        dead_letter_min_messages=settings.dead_letter_rate_min_messages,
+    )
     return DomainConfig(
         allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
         dedup_ttl=timedelta(days=settings.dedup_ttl_days),
@@ -72,4 +79,5 @@ def build_domain_config(settings: Settings) -> DomainConfig:
         handoffs=handoffs,
         tolerance=tolerance,
         grace=grace,
+        health=health,
     )

@@ -28,16 +28,18 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from flows.packets import DeadLetterPacket, DedupPacket, TallyPacket
+from flows.packets import DeadLetterPacket, DedupPacket, StagePacket, TallyPacket
 from flows.stages import ALERTS, DEAD_LETTERS, SINK, TALLY, DedupLogic, Outbox, Routed, StageLogic, TallyLogic
-from flows.topology import ARBITER, DEDUP, INVENTORY, LIFECYCLE, RESOLUTION, Topology, balanced_key
+from flows.topology import ARBITER, DEDUP, HEALTH, INVENTORY, LIFECYCLE, RESOLUTION, Topology, balanced_key
 from operators.domain.arbiter import ArbiterLogic, ArbiterState
 from operators.domain.config import DomainConfig
+from operators.domain.health import MINUTE_MS, HealthLogic, HealthState, TopicMinute, minute_of
 from operators.domain.inventory import InventoryLogic
 from operators.domain.inventory_units import InventoryState
-from operators.domain.items import bucket_of
+from operators.domain.items import DomainItem, bucket_of
 from operators.domain.lifecycle import LifecycleLogic, LifecycleState
 from operators.domain.resolution import ResolutionLogic, ResolutionState
+from operators.domain.watermark import OrderKey
 from operators.formats.timeparse import to_epoch_ms
 from operators.ingest.accounting import Claim, TallyItem, split_result
 from operators.ingest.normalize import Normalizer
@@ -68,14 +70,18 @@ def normalize_batch(
     normalizer: Normalizer, topology: Topology, accounting_source: Callable[[str], str]
 ) -> Callable[[RawBatch], list[Routed]]:
     """Adapters over one batch; claims grouped per dedup bucket, one packet to every bucket (it
-    carries the partition's promise even when it has no claims for that bucket)."""
+    carries the partition's promise even when it has no claims for that bucket); messages and dead
+    letters per topic and minute to the health stage, likewise."""
     dedup_buckets = topology.count(DEDUP)
     dedup_keys = [topology.key(DEDUP, index) for index in range(dedup_buckets)]
+    health_buckets = topology.count(HEALTH)
+    health_keys = [topology.key(HEALTH, index) for index in range(health_buckets)]
 
     def normalize(batch: RawBatch) -> list[Routed]:
         claims: list[list[Claim]] = [[] for _ in range(dedup_buckets)]
         tally: list[TallyItem] = []
         letters: list[DeadLetter] = []
+        minutes: dict[tuple[str, int], list[int]] = {}
         account = accounting_source(batch.source)
         horizon = batch.horizon_ms
         for raw in batch.messages:
@@ -89,6 +95,16 @@ def normalize_batch(
                 result = normalizer(raw)
             found, item = split_result(raw, account, result, received_ms)
             tally.append(item)
+            if (
+                result.dead_letter is None
+                or result.dead_letter.reason != DeadLetterReason.SCHEMA_ERROR
+                or (is_sane_received(received_ms, horizon))
+            ):
+                counts = minutes.get((raw.topic, minute_of(received_ms)))
+                if counts is None:
+                    counts = minutes[(raw.topic, minute_of(received_ms))] = [0, 0]
+                counts[0] += 1
+                counts[1] += result.dead_letter is not None
             for claim in found:
                 claims[bucket_of(claim.event.event_id, dedup_buckets)].append(claim)
             if result.dead_letter is not None:
@@ -97,6 +113,14 @@ def normalize_batch(
             (DEDUP, dedup_keys[index], DedupPacket(batch.source, index, batch.promise, batch.done, claims[index]))
             for index in range(dedup_buckets)
         ]
+        health: list[list[tuple[OrderKey, DomainItem]]] = [[] for _ in range(health_buckets)]
+        for (topic, minute), (messages, dead_count) in minutes.items():
+            key = (minute + MINUTE_MS, topic, 0)
+            health[bucket_of(topic, health_buckets)].append((key, TopicMinute(topic, minute, messages, dead_count)))
+        out.extend(
+            (HEALTH, health_keys[index], StagePacket(batch.source, index, batch.promise, batch.done, health[index]))
+            for index in range(health_buckets)
+        )
         if tally:
             out.append((TALLY, account, TallyPacket(account, tally)))
         if letters:
@@ -120,13 +144,18 @@ def _to(destination: str, stream: Stream[Routed], upstream: str) -> Stream[tuple
 
 
 def _stage(
-    name: str, inputs: list[Stream[tuple[str, Any]]], config: FlowConfig, make_logic: Callable[[Any], Any], state: type
+    name: str,
+    inputs: list[Stream[tuple[str, Any]]],
+    config: FlowConfig,
+    make_logic: Callable[[Any], Any],
+    state: type,
+    lateness_ms: int = 0,
 ) -> Stream[Routed]:
     merged = inputs[0] if len(inputs) == 1 else op.merge(f"{name}_in", *inputs)
     topology, run_id, recovery = config.topology, config.run_id, config.recovery
 
     def builder(resume: bytes | None) -> StageLogic:
-        return StageLogic(name, topology, make_logic, state, run_id, recovery, resume)
+        return StageLogic(name, topology, make_logic, state, run_id, recovery, resume, lateness_ms)
 
     return op.key_rm(f"{name}_out", op.stateful_batch(name, merged, builder))
 
@@ -209,8 +238,17 @@ def build_flow(
         InventoryState,
     )
 
+    health = _stage(
+        HEALTH,
+        [_to(HEALTH, normalized, "normalize")],
+        config,
+        lambda state: HealthLogic(domain.health, state),
+        HealthState,
+        lateness_ms=domain.lateness_ms,
+    )
+
     outputs = {"normalize": normalized, "dedup": deduped, "tally": tallied}
-    outputs |= {RESOLUTION: resolved, ARBITER: arbitrated, LIFECYCLE: lifecycle, INVENTORY: inventory}
+    outputs |= {RESOLUTION: resolved, ARBITER: arbitrated, LIFECYCLE: lifecycle, INVENTORY: inventory, HEALTH: health}
     rows = op.merge("rows", *(_sink_packets(name, stream) for name, stream in outputs.items()))
     op.output("clickhouse", rows, sink)
 

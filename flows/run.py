@@ -26,7 +26,7 @@ from typing_extensions import override
 from flows.domain_config import build_domain_config
 from flows.pipeline import FlowConfig, build_flow
 from flows.settings import Settings, SettingsError
-from flows.topology import ARBITER, DEDUP, INVENTORY, LIFECYCLE, RESOLUTION, Topology
+from flows.topology import ARBITER, DEDUP, HEALTH, INVENTORY, LIFECYCLE, RESOLUTION, Topology
 from operators.domain.alerts import Alert
 from operators.ingest.normalize import Normalizer
 from operators.master import EMPTY_MASTER, MasterData
@@ -205,7 +205,14 @@ def run_pipeline(
     topology = Topology(
         sources=senders,
         workers=workers,
-        buckets={DEDUP: buckets, RESOLUTION: buckets, ARBITER: buckets, LIFECYCLE: buckets, INVENTORY: buckets},
+        buckets={
+            DEDUP: buckets,
+            RESOLUTION: buckets,
+            ARBITER: buckets,
+            LIFECYCLE: buckets,
+            INVENTORY: buckets,
+            HEALTH: max(1, min(buckets, 2)),  # a handful of topics
+        },
     )
     live = settings.source == "kafka" and not settings.until_end
     counters = SinkCounters()

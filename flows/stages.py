@@ -138,7 +138,7 @@ class _Promises:
 
 
 class StageLogic(op.StatefulBatchLogic[StagePacket, Routed, bytes]):
-    """One bucket of an ordered domain stage (resolution, arbiter, lifecycle, inventory)."""
+    """One bucket of an ordered domain stage (resolution, arbiter, lifecycle, inventory, health)."""
 
     def __init__(
         self,
@@ -149,16 +149,18 @@ class StageLogic(op.StatefulBatchLogic[StagePacket, Routed, bytes]):
         run_id: str,
         recovery: bool,
         resume: bytes | None,
+        lateness_ms: int = 0,
     ) -> None:
         self.stage = stage
         self.topology = topology
         self.make_logic = make_logic
         self.state_type = state_type
+        self.lateness_ms = lateness_ms
         self.run_id = run_id
         self.recovery = recovery
         self.index = -1
         self.sender = ""
-        self.bucket = Bucket(topology.senders(stage), make_logic(None))
+        self.bucket = Bucket(topology.senders(stage), make_logic(None), lateness_ms)
         self.sent = _Promises()
         state = thaw(resume, f"{stage}-bucket", BucketSnapshot)
         if state is not None:
@@ -202,7 +204,7 @@ class StageLogic(op.StatefulBatchLogic[StagePacket, Routed, bytes]):
     def _restore(self, state: BucketSnapshot) -> None:
         self._bind(state.index)
         logic_state = msgspec.msgpack.decode(state.logic_state, type=self.state_type)
-        self.bucket = bucket = Bucket(self.topology.senders(self.stage), self.make_logic(logic_state))
+        self.bucket = bucket = Bucket(self.topology.senders(self.stage), self.make_logic(logic_state), self.lateness_ms)
         bucket.frontiers.restore(state.promises, state.finals)
         bucket.watermark = state.watermark
         self.sent.promise, self.sent.done = state.sent_promise, state.sent_done

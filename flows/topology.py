@@ -27,7 +27,8 @@ ARBITER = "arbiter"
 LIFECYCLE = "lifecycle"
 INVENTORY = "inventory"
 TALLY = "tally"
-ORDERED_STAGES = (RESOLUTION, ARBITER, LIFECYCLE, INVENTORY)
+HEALTH = "health"
+ORDERED_STAGES = (RESOLUTION, ARBITER, LIFECYCLE, INVENTORY, HEALTH)
 # stage -> the stages it hears from
 UPSTREAM = {
     RESOLUTION: (DEDUP,),
@@ -35,6 +36,8 @@ UPSTREAM = {
     LIFECYCLE: (DEDUP, ARBITER),
     INVENTORY: (DEDUP, LIFECYCLE),
 }
+# Stages that hear the input partitions directly (their raw progress: W trails it by the lateness).
+FROM_SOURCES = (DEDUP, HEALTH)
 # stage -> the stages it sends to
 DOWNSTREAM = {
     DEDUP: (RESOLUTION, ARBITER, LIFECYCLE, INVENTORY),
@@ -42,6 +45,7 @@ DOWNSTREAM = {
     ARBITER: (LIFECYCLE,),
     LIFECYCLE: (INVENTORY,),
     INVENTORY: (),
+    HEALTH: (),
 }
 
 _MASK = (1 << 64) - 1
@@ -109,7 +113,7 @@ class Topology:
     sources: tuple[str, ...]  # dedup's senders: input partitions, or the lanes of a replay file
     workers: int = 1  # total over all processes
     buckets: dict[str, int] = field(
-        default_factory=lambda: {DEDUP: 8, RESOLUTION: 8, ARBITER: 8, LIFECYCLE: 8, INVENTORY: 8}
+        default_factory=lambda: {DEDUP: 8, RESOLUTION: 8, ARBITER: 8, LIFECYCLE: 8, INVENTORY: 8, HEALTH: 2}
     )
 
     def count(self, stage: str) -> int:
@@ -119,7 +123,7 @@ class Topology:
         return f"{stage}/{bucket}"
 
     def senders(self, stage: str) -> tuple[str, ...]:
-        if stage == DEDUP:
+        if stage in FROM_SOURCES:
             return self.sources
         return tuple(
             self.sender_id(upstream, index) for upstream in UPSTREAM[stage] for index in range(self.count(upstream))

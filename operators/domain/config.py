@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from operators.domain.handoffs import DEFAULT_HANDOFFS, Handoff
+from operators.domain.health import HealthConfig
 from operators.domain.inventory_units import GraceConfig, ToleranceConfig
 
 
@@ -24,6 +25,7 @@ class DomainConfig:
     handoffs: tuple[Handoff, ...] = DEFAULT_HANDOFFS
     tolerance: ToleranceConfig = field(default_factory=ToleranceConfig)
     grace: GraceConfig = field(default_factory=GraceConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
     @property
     def lateness_ms(self) -> int:

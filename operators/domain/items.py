@@ -15,6 +15,7 @@ import zlib
 
 import msgspec
 
+from operators.domain.health import TopicMinute
 from operators.model import CanonicalEvent, Line
 
 
@@ -99,7 +100,9 @@ class GoodsIssue(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=Tru
     lines: tuple[Line, ...]
 
 
-DomainItem = Teach | Lookup | Candidate | RefLearned | Pending | Resolved | InFlight | GoodsIssue | CanonicalEvent
+DomainItem = (
+    Teach | Lookup | Candidate | RefLearned | Pending | Resolved | InFlight | GoodsIssue | TopicMinute | CanonicalEvent
+)
 
 
 def bucket_of(key: str, buckets: int) -> int:

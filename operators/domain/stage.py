@@ -32,14 +32,19 @@ class Logic(Protocol):
 
 
 class Bucket:
-    """Frontiers + reorder buffer + logic. `watermark` only grows."""
+    """Frontiers + reorder buffer + logic. `watermark` only grows.
 
-    __slots__ = ("frontiers", "logic", "reorder", "watermark")
+    `lateness_ms`: for a bucket that hears the input partitions themselves (their newest received
+    time), W trails them by the allowed lateness, until they are all done; buckets that hear
+    ordered stages take those stages' W as it is (0)."""
 
-    def __init__(self, senders: Iterable[str], logic: Logic) -> None:
+    __slots__ = ("frontiers", "lateness_ms", "logic", "reorder", "watermark")
+
+    def __init__(self, senders: Iterable[str], logic: Logic, lateness_ms: int = 0) -> None:
         self.frontiers = Frontiers(senders)
         self.reorder = Reorder()
         self.logic = logic
+        self.lateness_ms = lateness_ms
         self.watermark: int | None = None
 
     def receive(
@@ -58,6 +63,8 @@ class Bucket:
     def settle(self, out: list[Any]) -> None:
         """Move W as far as the frontiers allow, applying what it passes; then flush."""
         current = self.frontiers.current()
+        if current is not None and self.lateness_ms and not self.frontiers.all_done:
+            current -= self.lateness_ms
         logic = self.logic
         if current is not None and (self.watermark is None or current > self.watermark):
             for key, item in self.reorder.pop_until(current):

@@ -1,0 +1,205 @@
+"""Pipeline-health alerts (design.md 3.5), keyed by topic bucket, opened and resolved on W.
+
+The normalize step counts, per input batch, the messages and dead letters of each topic per
+minute of received_at (`TopicMinute`). This stage sums them per topic and minute, and once W has
+passed a minute the minute is closed (complete: every message received in it has been counted),
+so everything below is a function of the messages, not of their arrival order:
+
+- `feed_silent`: a topic that usually carries messages (at least `min_gaps` gaps seen between its
+  minutes with traffic) and has had none for `factor` x its median gap (at least `min_silence`).
+  Opened at last message minute + that threshold, resolved by the next minute with traffic.
+- `dead_letter_rate`: of a topic's messages received in the hour up to a closed minute, more
+  than `rate` were dead letters (at least `min_messages` messages in that hour). Opened at the end
+  of the first such minute, resolved at the end of the first minute back under the threshold.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from statistics import median
+from typing import Any
+
+import msgspec
+
+from operators.domain.alerts import OPEN, RESOLVED, WARNING, Alert, alert_id, details_json, iso, with_alert
+from operators.domain.watermark import OrderKey
+
+FEED_SILENT = "feed_silent"
+DEAD_LETTER_RATE = "dead_letter_rate"
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+GAPS_KEPT = 50
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    silent_factor: float = 5.0
+    silent_min_ms: int = 10 * MINUTE_MS
+    silent_min_gaps: int = 10
+    dead_letter_rate: float = 0.05
+    dead_letter_min_messages: int = 20
+
+
+class TopicMinute(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=True):
+    """Messages and dead letters of one topic received in one minute (its start, epoch ms), from
+    one input batch."""
+
+    topic: str
+    minute_ms: int
+    messages: int
+    dead: int
+
+
+class TopicHealth(msgspec.Struct, gc=False, array_like=True):
+    """One topic. Discarded when: never (topics are configuration-sized)."""
+
+    open_minutes: dict[int, list[int]] = {}  # minute -> [messages, dead], not yet closed
+    hour: list[tuple[int, int, int]] = []  # closed minutes with traffic within the last hour
+    last_traffic: int | None = None  # start of the last closed minute with traffic
+    gaps: list[int] = []  # the last GAPS_KEPT gaps between minutes with traffic (ms)
+    silent: Alert | None = None
+    rate: Alert | None = None
+
+
+class HealthState(msgspec.Struct, gc=False):
+    topics: dict[str, TopicHealth] = {}
+    # Heap of (minute end, topic): minutes to close. Discarded when: W passes them.
+    closing: list[tuple[int, str]] = []
+    now: int = -(2**62)
+
+
+class HealthLogic:
+    """The topics of one bucket."""
+
+    __slots__ = ("config", "state")
+
+    def __init__(self, config: HealthConfig | None = None, state: HealthState | None = None) -> None:
+        self.config = config if config is not None else HealthConfig()
+        self.state = state if state is not None else HealthState()
+
+    def apply(self, key: OrderKey, item: Any, out: list[Any]) -> None:
+        if not isinstance(item, TopicMinute):  # pragma: no cover - the flow routes only these here
+            raise TypeError(f"health: unexpected {type(item).__name__}")
+        topic = self.state.topics.get(item.topic)
+        if topic is None:
+            topic = self.state.topics[item.topic] = TopicHealth()
+        counts = topic.open_minutes.get(item.minute_ms)
+        if counts is None:
+            counts = topic.open_minutes[item.minute_ms] = [0, 0]
+            heapq.heappush(self.state.closing, (item.minute_ms + MINUTE_MS, item.topic))
+        counts[0] += item.messages
+        counts[1] += item.dead
+        if item.minute_ms + MINUTE_MS <= self.state.now:  # late: its minute closed already
+            self._close_due(self.state.now, out)
+
+    def fire_until(self, time_ms: int, out: list[Any]) -> None:
+        state = self.state
+        if time_ms <= state.now:
+            return
+        state.now = time_ms
+        self._close_due(time_ms, out)
+        for name in sorted(state.topics):
+            self._check_silence(name, state.topics[name], time_ms, out)
+
+    def flush(self, out: list[Any]) -> None:
+        return None
+
+    def _close_due(self, now: int, out: list[Any]) -> None:
+        state = self.state
+        while state.closing and state.closing[0][0] < now:
+            end, name = heapq.heappop(state.closing)
+            topic = state.topics[name]
+            counts = topic.open_minutes.pop(end - MINUTE_MS, None)
+            if counts is not None:
+                self._closed(name, topic, end - MINUTE_MS, counts[0], counts[1], out)
+
+    def _closed(self, name: str, topic: TopicHealth, minute: int, messages: int, dead: int, out: list[Any]) -> None:
+        """A complete minute of a topic (in time order, minutes with traffic only)."""
+        if messages:
+            if topic.last_traffic is not None and minute > topic.last_traffic:
+                topic.gaps.append(minute - topic.last_traffic)
+                del topic.gaps[:-GAPS_KEPT]
+            if topic.last_traffic is None or minute > topic.last_traffic:
+                topic.last_traffic = minute
+            if topic.silent is not None and topic.silent.state == OPEN:
+                details = details_json(topic=name, summary=f"traffic again from {iso(minute)}")
+                topic.silent = with_alert(
+                    topic.silent, state=RESOLVED, resolved_at=minute, details=details, version=topic.silent.version + 1
+                )
+                out.append(topic.silent)
+        end = minute + MINUTE_MS
+        topic.hour = [entry for entry in topic.hour if entry[0] > end - HOUR_MS]
+        topic.hour.append((minute, messages, dead))
+        self._check_rate(name, topic, end, out)
+
+    def _check_rate(self, name: str, topic: TopicHealth, end: int, out: list[Any]) -> None:
+        config = self.config
+        messages = sum(entry[1] for entry in topic.hour)
+        dead = sum(entry[2] for entry in topic.hour)
+        share = dead / messages if messages else 0.0
+        high = messages >= config.dead_letter_min_messages and share > config.dead_letter_rate
+        alert = topic.rate
+        is_open = alert is not None and alert.state == OPEN
+        details = details_json(
+            topic=name,
+            messages=messages,
+            dead_letters=dead,
+            share=round(share, 4),
+            threshold=config.dead_letter_rate,
+            window_end=iso(end),
+            summary=f"{dead} of {messages} messages in the hour up to {iso(end)} were dead letters",
+        )
+        if high and not is_open:
+            version = 1 if alert is None else alert.version + 1
+            topic.rate = _alert(DEAD_LETTER_RATE, name, end, details, version)
+            out.append(topic.rate)
+        elif not high and is_open and alert is not None:
+            topic.rate = with_alert(alert, state=RESOLVED, resolved_at=end, details=details, version=alert.version + 1)
+            out.append(topic.rate)
+
+    def _check_silence(self, name: str, topic: TopicHealth, now: int, out: list[Any]) -> None:
+        config = self.config
+        if topic.last_traffic is None or len(topic.gaps) < config.silent_min_gaps:
+            return  # not a feed that usually carries messages (yet)
+        if topic.silent is not None and topic.silent.state == OPEN:
+            return
+        usual = median(topic.gaps)
+        threshold = max(int(config.silent_factor * usual), config.silent_min_ms)
+        quiet_since = topic.last_traffic + MINUTE_MS
+        due = quiet_since + threshold
+        if due > now:
+            return
+        version = 1 if topic.silent is None else topic.silent.version + 1
+        details = details_json(
+            topic=name,
+            last_message_minute=iso(topic.last_traffic),
+            median_gap_ms=int(usual),
+            threshold_ms=threshold,
+            summary=f"no message since {iso(quiet_since)}: {config.silent_factor:g} x its median gap",
+        )
+        topic.silent = _alert(FEED_SILENT, name, due, details, version)
+        out.append(topic.silent)
+
+
+def _alert(rule: str, topic: str, at: int, details: str, version: int) -> Alert:
+    return Alert(
+        alert_id=alert_id(rule, f"topic:{topic}"),
+        rule=rule,
+        handoff="",
+        severity=WARNING,
+        entity=f"topic:{topic}",
+        delivery_id="",
+        site="",
+        sku="",
+        state=OPEN,
+        due_at=at,
+        opened_at=at,
+        resolved_at=None,
+        details=details,
+        version=version,
+    )
+
+
+def minute_of(received_ms: int) -> int:
+    return received_ms - received_ms % MINUTE_MS
