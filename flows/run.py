@@ -216,6 +216,8 @@ def run_pipeline(
     )
     live = settings.source == "kafka" and not settings.until_end
     counters = SinkCounters()
+    if live:  # Kafka timestamp -> stored row, for /metrics (meaningless for a replay of old data)
+        counters.on_events = _observe_ingest_latency
     sink = ClickHouseSink(
         SinkConfig(
             store=store,
@@ -267,6 +269,13 @@ def run_pipeline(
     if settings.source == "kafka" and settings.until_end and place.is_first:
         _warn_if_nothing_read(store, run_id, settings)
     return RunResult(run_id, seconds, counters, store, webhook.counters if webhook else None, web)
+
+
+def _observe_ingest_latency(received_ms: list[int], stored_ms: int) -> None:
+    from web import metrics
+
+    for received in received_ms:
+        metrics.observe_ingest_latency((stored_ms - received) / 1000)
 
 
 def _warn_if_nothing_read(store: StoreConfig, run_id: str, settings: Settings) -> None:

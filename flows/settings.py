@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     dead_letter_rate_min_messages: Count = 20
     epoch_interval_s: Interval = 10.0
     sink_max_rows: Count = 50_000
-    sink_flush_interval_s: Interval = 1.0
+    sink_flush_interval_s: Interval = 0.5  # live: rows wait at most this (+ a tick) before their insert
     dedup_ttl_days: Days = 30.0
     recovery_dir: Path | None = None
     recovery_partitions: Annotated[int, Field(ge=1, le=1024)] = 4

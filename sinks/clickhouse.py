@@ -212,7 +212,7 @@ class ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
             return True
 
     def _tick(self) -> None:
-        period = min(max(self._config.flush_interval_s / 4, 0.01), 1.0)
+        period = min(max(self._config.flush_interval_s / 10, 0.01), 1.0)
         while not self._closed.wait(period):
             try:
                 self.flush_if_due(self._clock())
