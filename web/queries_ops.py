@@ -86,6 +86,9 @@ FROM
     ) AS d
     INNER JOIN
     (
+        -- by order id, not event_links: resolution attaches an ORDER_CREATED only while it waits
+        -- (xref_ttl), so an order released later than that is never linked, and those are the
+        -- long cycles. Its time needs no placing (SAP CloudEvents carry UTC).
         SELECT order_id, min(occurred_at) AS created_at
         FROM {db}.events FINAL
         WHERE event_type = 'ORDER_CREATED' AND order_id != ''
