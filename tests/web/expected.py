@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from tests.web import expected_delivery
+from tests.web import expected_delivery, expected_pipeline
 from tests.web.oracle import PARTNER_KINDS, TERMINAL, Base, Filters, event_partner, minutes, percentile_row, quantile
 
 Answer = dict[Any, dict[str, Any]]
@@ -36,19 +36,6 @@ def open_alerts_by_rule(b: Base, f: Filters) -> Answer:
             out[a["rule"]]["open_alerts"] += 1
             out[a["rule"]]["critical"] += a["severity"] == "critical"
     return dict(out)
-
-
-def failure_rate_by_feed(b: Base, f: Filters) -> Answer:
-    raw: Counter[str] = Counter()
-    dead: Counter[str] = Counter()
-    for s in b.stats:
-        if f.in_range(s["flushed_at"]):
-            raw[s["topic"]] += s["raw_in"]
-            dead[s["topic"]] += s["dead_lettered"]
-    return {
-        t: {"raw_messages": raw[t], "dead_letters": dead[t], "failure_rate": dead[t] / raw[t] if raw[t] else 0}
-        for t in raw
-    }
 
 
 def order_cycle_time(b: Base, f: Filters) -> Answer:
@@ -314,52 +301,6 @@ def ira_over_time(b: Base, f: Filters) -> Answer:
     }
 
 
-_STAT_COLUMNS = ("raw_in", "normalized", "events_out", "duplicates", "dead_lettered", "ignored", "mapping_warnings")
-
-
-def pipeline_by_topic(b: Base, f: Filters) -> Answer:
-    out: dict[str, dict[str, Any]] = defaultdict(lambda: dict.fromkeys(_STAT_COLUMNS, 0))
-    for s in b.stats:
-        if f.in_range(s["flushed_at"]):
-            for column in _STAT_COLUMNS:
-                out[s["topic"]][column] += s[column]
-    return dict(out)
-
-
-def pipeline_over_time(b: Base, f: Filters) -> Answer:
-    columns = ("raw_in", "events_out", "duplicates", "dead_lettered")
-    out: dict[tuple[datetime, str], dict[str, Any]] = defaultdict(lambda: dict.fromkeys(columns, 0))
-    for s in b.stats:
-        if f.in_range(s["flushed_at"]):
-            for column in columns:
-                out[(s["flushed_at"].replace(second=0, microsecond=0), s["topic"])][column] += s[column]
-    return dict(out)
-
-
-def dead_letters_by_reason(b: Base, f: Filters) -> Answer:
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for d in b.dead:
-        if f.in_range(d["received_at"]):
-            groups[d["reason"]].append(d)
-    return {
-        reason: {"dead_letters": len(rows), "topics": ", ".join(sorted({r["topic"] for r in rows}))}
-        for reason, rows in groups.items()
-    }
-
-
-def pipeline_status(b: Base, f: Filters) -> Answer:
-    last = max(b.stats, key=lambda s: s["flushed_at"])
-    return {
-        (): {
-            "last_flush_at": last["flushed_at"],
-            "runs": len({s["run_id"] for s in b.stats}),
-            "last_run": last["run_id"],
-            "raw_messages": sum(s["raw_in"] for s in b.stats),
-            "dead_letters": sum(s["dead_lettered"] for s in b.stats),
-        }
-    }
-
-
 def sites(b: Base, f: Filters) -> Answer:
     found = {s["site"] for s in b.status.values()} | {p["site"] for p in b.positions}
     return {site: {} for site in found if site}
@@ -375,7 +316,7 @@ def partners(b: Base, f: Filters) -> Answer:
 
 EXPECTED: dict[str, Callable[[Base, Filters], Answer]] = {
     name: function
-    for module in (sys.modules[__name__], expected_delivery)
+    for module in (sys.modules[__name__], expected_delivery, expected_pipeline)
     for name, function in vars(module).items()
     if callable(function) and not name.startswith("_") and getattr(function, "__module__", "") == module.__name__
 }

@@ -64,6 +64,7 @@ class Base:
     links: list[Row]
     # event_id -> the time the lifecycle placed its local time at (an event_links row's tz_rule)
     placed: dict[str, datetime]
+    watermarks: list[Row]
 
     @classmethod
     def load(cls, client: Any, db: str) -> Base:
@@ -115,6 +116,13 @@ class Base:
             ),
             links=links,
             placed={link["event_id"]: link["occurred_at"] for link in links if link["tz_rule"]},
+            watermarks=list(
+                _latest(
+                    _rows(client, f"SELECT * FROM {db}.stage_watermarks"),
+                    lambda r: (r["run_id"], r["stage"], r["bucket"]),
+                    "updated_at",
+                ).values()
+            ),
         )
 
     # --- partners -------------------------------------------------------------------------

@@ -38,7 +38,9 @@ KEYS: dict[str, tuple[str, ...]] = {
     "goods_in_flight": ("site",),
     "ira_over_time": ("hour", "site"),
     "pipeline_by_topic": ("topic",),
-    "pipeline_over_time": ("minute", "topic"),
+    "pipeline_over_time": ("hour", "topic"),
+    "warnings_by_kind": ("topic", "kind"),
+    "input_partitions": ("source",),
     "dead_letters_by_reason": ("reason",),
     "pipeline_status": (),
     "sites": ("site",),
@@ -202,3 +204,23 @@ def test_the_injected_exceptions_reach_the_panels(web_store: WebStore, base: Bas
     assert any(a["rule"] == "inventory_mismatch" and a["state"] == "open" for a in base.alerts)
     assert web_store.clock.as_of == max(e["received_at"] for e in base.events).replace(tzinfo=UTC)
     assert web_store.clock.as_of < datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def test_volumes_over_time_add_up_to_the_accounting(web_store: WebStore) -> None:
+    """Two sources, one truth: hourly volumes from the stored rows and the pipeline's block counts."""
+    values = query_values({}, web_store.clock)
+
+    def records(name: str) -> list[dict[str, Any]]:
+        return run_query(web_store.client, queries.get(name), web_store.store.database, values).records()
+
+    hourly: dict[str, list[int]] = {}
+    for row in records("pipeline_over_time"):
+        sums = hourly.setdefault(row["topic"], [0, 0, 0])
+        for index, column in enumerate(("messages", "events_out", "dead_lettered")):
+            sums[index] += row[column]
+    accounting = {
+        row["topic"]: [row["normalized"], row["events_out"], row["dead_lettered"]]
+        for row in records("pipeline_by_topic")
+        if row["normalized"] or row["dead_lettered"]
+    }
+    assert hourly == accounting
