@@ -12,6 +12,8 @@ DATA_AS_OF = build(
 SELECT
     (SELECT max(received_at) FROM {db}.events) AS last_received_at,
     (SELECT min(received_at) FROM {db}.events) AS first_received_at,
+    -- the slowest stage of the latest run: a stage's W is the min over its buckets, so the min
+    -- over all the run's (stage, bucket) rows
     (SELECT min(watermark) FROM {db}.stage_watermarks FINAL
      WHERE run_id = (SELECT argMax(run_id, updated_at) FROM {db}.stage_watermarks)) AS watermark,
     (SELECT max(flushed_at) FROM {db}.ingest_stats) AS last_flush_at

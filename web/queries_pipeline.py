@@ -128,16 +128,29 @@ ORDER BY source
     "write lags the others has stopped receiving (or being read).",
 )
 
+# The stages in pipeline order (flows.stages), for reading the table top to bottom.
+_STAGE_ORDER = "indexOf(['dedup', 'resolution', 'arbiter', 'lifecycle', 'inventory'], stage), stage"
+
 WATERMARK_LAG = build(
     "watermark_lag",
     "Watermark lag per stage (latest run)",
-    """
-SELECT stage, watermark, updated_at, round(dateDiff('millisecond', watermark, updated_at) / 1000, 1) AS lag_s
-FROM {db}.stage_watermarks FINAL
-WHERE run_id = (SELECT argMax(run_id, updated_at) FROM {db}.stage_watermarks)
-ORDER BY stage
+    f"""
+SELECT stage, buckets, w AS watermark, slowest_bucket, last_update AS updated_at,
+       round(dateDiff('millisecond', w, last_update) / 1000, 1) AS lag_s
+FROM
+(
+    SELECT stage, count() AS buckets, min(watermark) AS w, argMin(bucket, watermark) AS slowest_bucket,
+           max(updated_at) AS last_update
+    FROM {{db}}.stage_watermarks FINAL
+    WHERE run_id = (SELECT argMax(run_id, updated_at) FROM {{db}}.stage_watermarks)
+    GROUP BY stage
+)
+ORDER BY {_STAGE_ORDER}
 """,
-    "Wall clock at the sink flush minus the stage's watermark W; empty until the pipeline records it.",
+    "A stage's watermark W is the slowest of its buckets (the latest run's rows of stage_watermarks); "
+    "lag = the wall clock when the stage last recorded a watermark minus W. A replay's lag is large "
+    "(its event time is in the past); a live one's is about the allowed lateness. Empty until the "
+    "pipeline records watermarks.",
 )
 
 QUERIES: tuple[Query, ...] = (
