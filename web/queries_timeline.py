@@ -97,13 +97,13 @@ DELIVERY_TIMELINE = build(
     "delivery_timeline",
     "Every event of the delivery, in the order it happened",
     f"""
-SELECT if(m.tz_rule != '', m.placed_at, e.occurred_at) AS occurred_at, e.occurred_at AS occurred_at_reported,
-       m.tz_rule AS tz_rule, e.recorded_at AS recorded_at, e.received_at AS received_at,
-       e.event_type AS event_type, e.source_kind AS source_kind, e.source_format AS source_format,
-       e.source_system AS source_system, {event_partner("e.")} AS partner, e.milestone AS milestone,
+SELECT if(m.tz_rule != '', m.placed_at, e.occurred_at) AS occurred_at, e.event_type AS event_type,
+       m.linked_via AS linked_via, m.tz_rule AS tz_rule, {event_partner("e.")} AS partner,
+       e.source_kind AS source_kind, e.source_format AS source_format, e.milestone AS milestone,
        e.status_code AS status_code, e.site AS site, e.location AS location,
-       e.tracking_number AS tracking_number, e.shipment_ref AS shipment_ref, m.linked_via AS linked_via,
-       e.event_id AS event_id, e.raw_ref AS raw_ref
+       e.tracking_number AS tracking_number, e.shipment_ref AS shipment_ref,
+       e.occurred_at AS occurred_at_reported, e.recorded_at AS recorded_at, e.received_at AS received_at,
+       e.source_system AS source_system, e.event_id AS event_id, e.raw_ref AS raw_ref
 FROM ($members) AS m
 INNER JOIN (SELECT * FROM {{db}}.events FINAL) AS e ON e.event_id = m.event_id
 ORDER BY occurred_at, received_at, event_id
