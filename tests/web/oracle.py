@@ -144,9 +144,9 @@ class Base:
             if event["delivery_id"] and event["source_kind"] in PARTNER_KINDS:
                 partners[event["delivery_id"]].add(event_partner(event))
         for link in self.links:
-            event = self.by_id.get(link["event_id"])
-            if event and event["source_kind"] in PARTNER_KINDS:
-                partners[link["delivery_id"]].add(event_partner(event))
+            linked = self.by_id.get(link["event_id"])
+            if linked and linked["source_kind"] in PARTNER_KINDS:
+                partners[link["delivery_id"]].add(event_partner(linked))
         return partners
 
     # --- which events belong to a delivery ----------------------------------------------------
@@ -155,7 +155,8 @@ class Base:
 
     def occurred(self, event: Row) -> datetime:
         """The time the lifecycle used for an event: placed in its delivery's zone, else its own."""
-        return self.placed.get(event["event_id"], event["occurred_at"])
+        placed = self.placed.get(event["event_id"])
+        return placed if placed is not None else event["occurred_at"]
 
     def members(self, delivery: str) -> dict[str, str]:
         """event_id -> how it belongs to the delivery: 'event', the event_links via, or
