@@ -181,7 +181,6 @@ class ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
         self._clock = clock
         self._policy = FlushPolicy(config.max_rows, config.flush_interval_s)
         self._accounting = _Accounting()
-        self._watermarks: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()  # buffers: the bytewax worker adds, the timer may flush
         self._closed = threading.Event()
         self._timer = threading.Thread(target=self._tick, name=f"logisync-sink-{part}", daemon=True)
@@ -260,7 +259,7 @@ class ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
         if table.name == "ingest_stats":
             self._accounting.record(table, rows)
         elif table.name == "stage_watermarks":
-            self._record_watermarks(rows, now_ms)
+            metrics.record_stage_watermarks(rows, now_ms)  # a stage's W: the min over every partition's buckets
         counters = self._counters
         counters.inserts += 1
         counters.rows += len(rows)
@@ -270,16 +269,6 @@ class ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
             counters.on_insert(table.name, len(rows), seconds)
         if counters.on_events is not None and table.name == "events":
             counters.on_events(data[table.columns.index("received_at")], now_ms)
-
-    def _record_watermarks(self, rows: list[Sequence[Any]], now_ms: int) -> None:
-        """Each stage's W (the min over its buckets) and its lag behind the wall clock."""
-        for _run, stage, bucket, watermark in rows:
-            self._watermarks[(stage, bucket)] = max(watermark, self._watermarks.get((stage, bucket), watermark))
-        stages: dict[str, int] = {}
-        for (stage, _), watermark in self._watermarks.items():
-            stages[stage] = min(watermark, stages.get(stage, watermark))
-        for stage, watermark in stages.items():
-            metrics.set_watermark(stage, watermark, now_ms)
 
     def _do_insert(self, table: str, columns: list[str], data: list[list[Any]], settings: dict[str, Any]) -> None:
         def insert() -> None:

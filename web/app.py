@@ -117,7 +117,16 @@ class WebApp:
             return self._error_page(400, str(exc))
         except StoreReadError as exc:
             return self._error_page(503, str(exc))
-        panels = [{"query": p.query, "title": p.title, "width": p.width, "chart": asdict(p.chart)} for p in page.panels]
+        panels = [
+            {
+                "query": p.query,
+                "title": p.title,
+                "description": queries.get(p.query).description,
+                "width": p.width,
+                "chart": asdict(p.chart),
+            }
+            for p in page.panels
+        ]
         return self._render(page, clock, request, refresh, panels=panels, options=options)
 
     def timeline(self, request: Request) -> Response:

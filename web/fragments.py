@@ -2,9 +2,10 @@
 
 A partner is the system outside the ERP that a row depends on: a carrier (EasyPost's carrier
 name, else the SCAC of an X12 214) or a 3PL / WMS (the events' `source_system`). A delivery's
-partners are those of the events that name it, that reference resolution linked to it
-(`event_links`), and of both sides of its handoff facts (a parcel's carrier events carry only a
-tracking number, so today the dispatch_to_pickup fact is what ties the carrier to the delivery).
+partners are those of its events: the events that name it and those reference resolution
+attached to it (`event_links`, the source of truth for which events belong to a delivery; a
+parcel's carrier events carry only a tracking number). The events of its handoff facts are among
+them, so the facts add no partner.
 """
 
 from __future__ import annotations
@@ -44,10 +45,15 @@ SELECT DISTINCT delivery_id, partner FROM (
     FROM (SELECT delivery_id, event_id FROM {{db}}.event_links FINAL) AS l
     INNER JOIN ({EVENT_PARTNERS}) AS e ON e.event_id = l.event_id
     WHERE e.kind IN ('wms', 'carrier')
-    UNION ALL
-    SELECT delivery_id, partner FROM ({FACT_PARTNERS}) WHERE partner_kind != 'erp'
 )
 """
+
+# event_id -> the time the lifecycle used when it placed the event's local time in its delivery's
+# site zone (event_links.tz_rule): the adapter's occurred_at for such an event read the wall time
+# as UTC. Every other event's occurred_at is its own.
+PLACED_TIMES = (
+    "SELECT event_id, any(occurred_at) AS placed_at FROM {db}.event_links FINAL WHERE tz_rule != '' GROUP BY event_id"
+)
 
 
 def site_is(column: str) -> str:

@@ -1,18 +1,20 @@
 """Prometheus metrics: what the pipeline records as it runs, and business gauges read at scrape.
 
 The pipeline calls the `record_*` / `set_*` / `observe_*` functions below (they are cheap and
-thread-safe; prometheus-client guards each sample). Their samples live in `PIPELINE_REGISTRY`,
-one per process, so a `logisync run --serve` exposes the run it is part of. Business gauges
-(open alerts per rule, handoff breaches) are not counted in the pipeline: a `StoreCollector`
-asks the store at scrape time, so they are right whoever wrote the rows.
+thread-safe; prometheus-client guards each sample): the ClickHouse sink records outcomes (from
+the `ingest_stats` rows it stores), inserts and stage watermarks, the Kafka source consumer lag.
+Their samples live in `PIPELINE_REGISTRY`, one per process, so a `logisync run --serve` exposes
+the run it is part of. Business gauges (open alerts per rule, handoff breaches) are not counted
+in the pipeline: a `StoreCollector` asks the store at scrape time, so they are right whoever
+wrote the rows.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Iterable, Iterator
-from typing import Any, Protocol
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
@@ -83,19 +85,6 @@ INGEST_LATENCY = Histogram(
 )
 
 
-class Outcome(Protocol):
-    """What the metrics read of an accounting verdict (operators.ingest.accounting.MessageOutcome)."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def outcome(self) -> str: ...
-    @property
-    def dead_reason(self) -> str: ...
-    @property
-    def new_event_types(self) -> tuple[str, ...]: ...
-
-
 def record_outcome(topic: str, outcome: str, dead_reason: str = "", events: int = 0, messages: int = 1) -> None:
     """`messages` raw messages of `topic` ended as `outcome`, yielding `events` new events."""
     MESSAGES_IN.labels(topic).inc(messages)
@@ -108,18 +97,6 @@ def record_outcome(topic: str, outcome: str, dead_reason: str = "", events: int 
         DEAD_LETTERS.labels(topic, dead_reason or "unknown").inc(messages)
 
 
-def record_outcomes(outcomes: Iterable[Outcome]) -> None:
-    """A flushed batch of verdicts, summed first so each counter is touched once per batch."""
-    messages: Counter[tuple[str, str, str]] = Counter()
-    events: Counter[tuple[str, str, str]] = Counter()
-    for item in outcomes:
-        key = (item.topic, item.outcome, item.dead_reason)
-        messages[key] += 1
-        events[key] += len(item.new_event_types)
-    for (topic, outcome, reason), count in messages.items():
-        record_outcome(topic, outcome, reason, events[(topic, outcome, reason)], count)
-
-
 def record_insert(table: str, rows: int, seconds: float) -> None:
     """One insert of `rows` rows into `table` took `seconds`."""
     INSERT_ROWS.labels(table).inc(rows)
@@ -130,6 +107,43 @@ def set_watermark(stage: str, watermark_ms: int, now_ms: int) -> None:
     """The stage's watermark W and the wall clock when it was read (both Unix milliseconds)."""
     WATERMARK.labels(stage).set(watermark_ms / 1000)
     WATERMARK_LAG.labels(stage).set((now_ms - watermark_ms) / 1000)
+
+
+class _StageWatermarks:
+    """W of every (stage, bucket) the sink partitions of this process stored, for the latest run.
+
+    A sink partition stores the rows of some buckets only (the packets are keyed by sender), so a
+    stage's W, the min over its buckets, is taken here, where the partitions meet. Discarded when:
+    a row of another run arrives (one pipeline per process; a test process runs several)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._run_id = ""
+        self._buckets: dict[tuple[str, int], int] = {}
+
+    def update(self, rows: Iterable[Sequence[Any]]) -> dict[str, int]:
+        """The W of every stage, after storing the rows."""
+        with self._lock:
+            for run_id, stage, bucket, watermark in rows:
+                if run_id != self._run_id:
+                    self._run_id, self._buckets = str(run_id), {}
+                key = (str(stage), int(bucket))
+                self._buckets[key] = max(int(watermark), self._buckets.get(key, int(watermark)))
+            stages: dict[str, int] = {}
+            for (stage, _), watermark in self._buckets.items():
+                stages[stage] = min(watermark, stages.get(stage, watermark))
+            return stages
+
+
+_STAGE_WATERMARKS = _StageWatermarks()
+
+
+def record_stage_watermarks(rows: Iterable[Sequence[Any]], now_ms: int) -> None:
+    """Stored `stage_watermarks` rows (run_id, stage, bucket, watermark ms): every stage's W, the
+    min over its buckets, and its lag behind the wall clock `now_ms` (a stalled stage's lag grows
+    as the others store theirs)."""
+    for stage, watermark in _STAGE_WATERMARKS.update(rows).items():
+        set_watermark(stage, watermark, now_ms)
 
 
 def set_consumer_lag(topic: str, partition: int, lag: int) -> None:

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from web import queries_ops, queries_store, queries_sync, queries_timeline
+from web import queries_ops, queries_pipeline, queries_store, queries_sync, queries_timeline
 from web.querylib import Query
 
 QUERIES: Mapping[str, Query] = {
     query.name: query
-    for query in (*queries_ops.QUERIES, *queries_sync.QUERIES, *queries_store.QUERIES, *queries_timeline.QUERIES)
+    for query in (
+        *queries_ops.QUERIES,
+        *queries_sync.QUERIES,
+        *queries_store.QUERIES,
+        *queries_pipeline.QUERIES,
+        *queries_timeline.QUERIES,
+    )
 }
 
 

@@ -12,10 +12,11 @@ DATA_AS_OF = build(
 SELECT
     (SELECT max(received_at) FROM {db}.events) AS last_received_at,
     (SELECT min(received_at) FROM {db}.events) AS first_received_at,
+    -- the slowest stage of the latest run: a stage's W is the min over its buckets, so the min
+    -- over all the run's (stage, bucket) rows
     (SELECT min(watermark) FROM {db}.stage_watermarks FINAL
      WHERE run_id = (SELECT argMax(run_id, updated_at) FROM {db}.stage_watermarks)) AS watermark,
-    (SELECT max(flushed_at) FROM {db}.ingest_stats FINAL) AS last_flush_at,
-    (SELECT min(flushed_at) FROM {db}.ingest_stats FINAL) AS first_flush_at
+    (SELECT max(flushed_at) FROM {db}.ingest_stats) AS last_flush_at
 """,
     "The store's clock: the slowest stage watermark of the latest run when the pipeline records "
     "it, else the newest received_at (a replay ends with W there). Ages are measured to it.",
@@ -63,7 +64,8 @@ WHERE $flushed
 GROUP BY topic
 ORDER BY failure_rate DESC, topic
 """,
-    "Dead letters / raw messages per topic, from the pipeline's own accounting (by flush time).",
+    "Dead letters / raw messages per topic, from the pipeline's exact accounting (ingest_stats: the range "
+    "selects offset blocks of 10,000 messages of an input partition by their last write, each whole).",
     flushed=in_range("flushed_at"),
 )
 
@@ -86,6 +88,9 @@ FROM
     ) AS d
     INNER JOIN
     (
+        -- by order id, not event_links: resolution attaches an ORDER_CREATED only while it waits
+        -- (xref_ttl), so an order released later than that is never linked, and those are the
+        -- long cycles. Its time needs no placing (SAP CloudEvents carry UTC).
         SELECT order_id, min(occurred_at) AS created_at
         FROM {db}.events FINAL
         WHERE event_type = 'ORDER_CREATED' AND order_id != ''

@@ -1,4 +1,4 @@
-"""Inventory, pipeline-health and filter-option queries."""
+"""Inventory and filter-option queries."""
 
 from __future__ import annotations
 
@@ -60,72 +60,6 @@ ORDER BY hour, site
     site=site_is("site"),
 )
 
-PIPELINE_BY_TOPIC = build(
-    "pipeline_by_topic",
-    "Messages per topic (pipeline accounting)",
-    """
-SELECT topic, sum(raw_in) AS raw_in, sum(normalized) AS normalized, sum(events_out) AS events_out,
-       sum(duplicates) AS duplicates, sum(dead_lettered) AS dead_lettered, sum(ignored) AS ignored,
-       sum(mapping_warnings) AS mapping_warnings
-FROM {db}.ingest_stats FINAL
-WHERE $flushed
-GROUP BY topic
-ORDER BY topic
-""",
-    "Sums of ingest_stats over the flushes in the range (processing time).",
-    flushed=in_range("flushed_at"),
-)
-
-PIPELINE_OVER_TIME = build(
-    "pipeline_over_time",
-    "Messages per topic over time (minute of flush)",
-    """
-SELECT toStartOfMinute(flushed_at) AS minute, topic, sum(raw_in) AS raw_in, sum(events_out) AS events_out,
-       sum(duplicates) AS duplicates, sum(dead_lettered) AS dead_lettered
-FROM {db}.ingest_stats FINAL
-WHERE $flushed
-GROUP BY minute, topic
-ORDER BY minute, topic
-""",
-    flushed=in_range("flushed_at"),
-)
-
-DEAD_LETTERS_BY_REASON = build(
-    "dead_letters_by_reason",
-    "Dead letters by reason, with one example error",
-    """
-SELECT reason, count() AS dead_letters, arrayStringConcat(arraySort(groupUniqArray(topic)), ', ') AS topics,
-       any(error) AS example_error
-FROM {db}.dead_letters FINAL
-WHERE $received
-GROUP BY reason
-ORDER BY dead_letters DESC, reason
-""",
-    received=in_range("received_at"),
-)
-
-PIPELINE_STATUS = build(
-    "pipeline_status",
-    "Pipeline status",
-    """
-SELECT max(flushed_at) AS last_flush_at, uniqExact(run_id) AS runs, argMax(run_id, flushed_at) AS last_run,
-       sum(raw_in) AS raw_messages, sum(dead_lettered) AS dead_letters
-FROM {db}.ingest_stats FINAL
-""",
-)
-
-WATERMARK_LAG = build(
-    "watermark_lag",
-    "Watermark lag per stage (latest run)",
-    """
-SELECT stage, watermark, updated_at, round(dateDiff('millisecond', watermark, updated_at) / 1000, 1) AS lag_s
-FROM {db}.stage_watermarks FINAL
-WHERE run_id = (SELECT argMax(run_id, updated_at) FROM {db}.stage_watermarks)
-ORDER BY stage
-""",
-    "Wall clock at the sink flush minus the stage's watermark W; empty until the pipeline records it.",
-)
-
 SITES = build(
     "sites",
     "Sites",
@@ -163,11 +97,6 @@ QUERIES: tuple[Query, ...] = (
     UNEXPLAINED_POSITIONS,
     GOODS_IN_FLIGHT,
     IRA_OVER_TIME,
-    PIPELINE_BY_TOPIC,
-    PIPELINE_OVER_TIME,
-    DEAD_LETTERS_BY_REASON,
-    PIPELINE_STATUS,
-    WATERMARK_LAG,
     SITES,
     HANDOFFS,
     PARTNERS,

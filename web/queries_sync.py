@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from web.fragments import EVENT_PARTNER, FACT_PARTNERS, handoff_is, in_range, site_is
+from web.fragments import EVENT_PARTNER, FACT_PARTNERS, PLACED_TIMES, handoff_is, in_range, site_is
 from web.querylib import Query, build
 
 # The fact (handoff, delivery_id) of the outer query is on the chosen partner's side.
@@ -79,6 +79,13 @@ ORDER BY handoff, partner
     **_FILTERS,
 )
 
+# The entity of a carrier event's orphan alert: its most specific reference (resolution's keys).
+_ORPHAN_ENTITY = """multiIf(
+        trim(tracking_number) != '', concat('ref:', upper(trim(tracking_number))),
+        trim(shipment_ref) != '', concat('ref:', upper(trim(shipment_ref))),
+        trim(order_id) != '', concat('order:', upper(trim(order_id))),
+        concat('event:', event_id))"""
+
 # Dead letters name their partner only in the payload: the X12 interchange sender (ISA06) or the
 # EasyPost tracker's carrier. Decode-error payloads are stored base64; a best-effort read.
 _DEAD_LETTER_PARTNER = r"""multiIf(
@@ -105,8 +112,15 @@ FROM
            round(quantileExact(0.5)(transport_lag_ms) / 60000, 2) AS transport_lag_p50_min,
            round(quantileExact(0.95)(transport_lag_ms) / 60000, 2) AS transport_lag_p95_min,
            round(countIf(tz_assumed) / count(), 4) AS tz_assumed_share
-    FROM {{db}}.events FINAL
-    WHERE source_kind IN ('wms', 'carrier') AND $received
+    FROM
+    (
+        -- source lag from the time the lifecycle used (a local time placed in the delivery's zone)
+        SELECT ev.*, dateDiff('millisecond', if(p.event_id != '', p.placed_at, ev.occurred_at), ev.recorded_at)
+                   AS source_lag_ms,
+               dateDiff('millisecond', ev.recorded_at, ev.received_at) AS transport_lag_ms
+        FROM (SELECT * FROM {{db}}.events FINAL WHERE source_kind IN ('wms', 'carrier') AND $received) AS ev
+        LEFT JOIN ($placed) AS p ON p.event_id = ev.event_id
+    )
     GROUP BY kind, partner
 ) AS e
 LEFT JOIN
@@ -130,31 +144,27 @@ LEFT JOIN
 ) AS d ON d.partner = e.partner
 LEFT JOIN
 (
-    -- orphan_carrier_event alerts opened in the range: their entity is the reference, `ref:<REF>`
-    SELECT r.partner AS partner, sum(a.events) AS orphans
-    FROM
-    (
-        SELECT entity, JSONExtractUInt(details, 'events') AS events FROM {{db}}.alerts FINAL
-        WHERE rule = 'orphan_carrier_event' AND $opened
-    ) AS a
-    INNER JOIN
-    (
-        SELECT DISTINCT concat('ref:', upper(trim(ref))) AS ref, {EVENT_PARTNER} AS partner FROM {{db}}.events FINAL
-        ARRAY JOIN [tracking_number, shipment_ref] AS ref
-        WHERE source_kind = 'carrier' AND ref != ''
-    ) AS r ON r.ref = a.entity
+    -- carrier events received in the range that resolution attached to no delivery and that were
+    -- declared orphans (an orphan_carrier_event alert of their primary reference, in any state)
+    SELECT {EVENT_PARTNER} AS partner, count() AS orphans
+    FROM {{db}}.events FINAL
+    WHERE source_kind = 'carrier' AND delivery_id = '' AND $received
+      AND event_id NOT IN (SELECT event_id FROM {{db}}.event_links)
+      AND {_ORPHAN_ENTITY} IN (SELECT entity FROM {{db}}.alerts WHERE rule = 'orphan_carrier_event')
     GROUP BY partner
 ) AS o ON o.partner = e.partner
 WHERE ({{partner:String}} = '' OR e.partner = {{partner:String}})
 ORDER BY kind, events DESC, partner
 """,
-    "Events received in the range per partner; lags in minutes; breaches of the handoff facts on the "
+    "Events received in the range per partner; lags in minutes (source lag from the time the lifecycle "
+    "used: a local time placed in the delivery's site zone, event_links.tz_rule); breaches of the handoff facts on the "
     "partner's side; dead letters whose payload names the partner (X12 ISA06, EasyPost carrier); "
-    "carrier events orphaned (orphan_carrier_event alerts opened in the range, by their reference).",
+    "orphaned carrier events received in the range (attached to no delivery, an orphan_carrier_event "
+    "alert of their reference).",
     received=in_range("received_at"),
     from_range=in_range("from_at"),
-    opened=in_range("opened_at"),
     fact_partners=FACT_PARTNERS,
+    placed=PLACED_TIMES,
 )
 
 PARTNER_BREACHES = build(

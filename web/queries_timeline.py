@@ -6,29 +6,43 @@ from web.fragments import event_partner
 from web.querylib import Query, build
 
 # The references (tracking numbers, PRO, BOL) of the events that name the delivery, normalized
-# the way reference resolution normalizes them (trimmed, upper case).
+# the way reference resolution normalizes them (trimmed, upper case): what it could match.
 _REFS = """SELECT DISTINCT upper(trim(ref)) FROM {db}.events FINAL
     ARRAY JOIN [tracking_number, shipment_ref] AS ref
     WHERE delivery_id = {delivery:String} AND ref != ''"""
 
-# event_id -> how it belongs to the delivery: it names it ('event'), resolution linked it
-# (event_links.via), or, until the pipeline fills event_links, it carries one of the delivery's
-# references and names no delivery itself ('reference'). The first that applies wins.
+# event_id -> how it belongs to the delivery, and the time the lifecycle used for it:
+#   'event'                  it names the delivery itself
+#   tracking_number | shipment_ref | order_id
+#                            reference resolution attached it (event_links.via)
+#   'unresolved_reference'   it names no delivery, carries one of the delivery's references, and
+#                            resolution attached it to no delivery (orphaned before the reference
+#                            was learned, or still waiting): shown, but not part of the lifecycle
+# The first that applies wins. `placed_at` / `tz_rule`: an event_links row with a tz_rule placed
+# the event's local time in the delivery's site zone (also for events that name the delivery).
 _MEMBERS = f"""
-SELECT event_id, argMin(linked_via, priority) AS linked_via
+SELECT event_id, argMin(linked_via, priority) AS linked_via,
+       max(rule) AS tz_rule, anyIf(placed, rule != '') AS placed_at
 FROM
 (
-    SELECT event_id, 'event' AS linked_via, 1 AS priority FROM {{db}}.events FINAL
+    SELECT event_id, 'event' AS linked_via, 1 AS priority, '' AS rule, toDateTime64(0, 3, 'UTC') AS placed
+    FROM {{db}}.events FINAL
     WHERE delivery_id = {{delivery:String}}
     UNION ALL
-    SELECT event_id, argMax(via, version), 2 FROM {{db}}.event_links
-    WHERE delivery_id = {{delivery:String}} GROUP BY event_id
+    SELECT event_id, via, 2, tz_rule, occurred_at FROM {{db}}.event_links FINAL
+    WHERE delivery_id = {{delivery:String}}
     UNION ALL
-    SELECT event_id, 'reference', 3 FROM {{db}}.events FINAL
+    SELECT event_id, 'unresolved_reference', 3, '', toDateTime64(0, 3, 'UTC') FROM {{db}}.events FINAL
     WHERE delivery_id = '' AND (upper(trim(tracking_number)) IN ({_REFS}) OR upper(trim(shipment_ref)) IN ({_REFS}))
+      AND event_id NOT IN (SELECT event_id FROM {{db}}.event_links)
 )
 GROUP BY event_id
 """
+
+# Events carrying the searched reference, with the field it is in.
+_REF_HITS = """SELECT event_id, delivery_id, field FROM {db}.events FINAL
+    ARRAY JOIN [tracking_number, shipment_ref] AS ref, ['tracking_number', 'shipment_ref'] AS field
+    WHERE ref != '' AND upper(trim(ref)) = upper(trim({q:String}))"""
 
 DELIVERY_SEARCH = build(
     "delivery_search",
@@ -45,13 +59,15 @@ FROM
         UNION ALL
         SELECT delivery_id, 'order' FROM {db}.delivery_status FINAL WHERE order_id = trim({q:String})
         UNION ALL
-        SELECT delivery_id, 'tracking_number' FROM {db}.events FINAL
-        WHERE delivery_id != '' AND upper(trim(tracking_number)) = upper(trim({q:String}))
+        SELECT delivery_id, 'order' FROM {db}.event_links FINAL
+        WHERE via = 'order_id' AND ref = upper(trim({q:String}))
         UNION ALL
-        SELECT delivery_id, 'shipment_ref' FROM {db}.events FINAL
-        WHERE delivery_id != '' AND upper(trim(shipment_ref)) = upper(trim({q:String}))
+        -- a reference of an event of the delivery: one that names it, or one resolution attached
+        SELECT delivery_id, field FROM ($hits) WHERE delivery_id != ''
         UNION ALL
-        SELECT delivery_id, via FROM {db}.event_links FINAL WHERE ref = upper(trim({q:String}))
+        SELECT l.delivery_id, h.field
+        FROM (SELECT delivery_id, event_id FROM {db}.event_links FINAL) AS l
+        INNER JOIN ($hits) AS h ON h.event_id = l.event_id
     )
     WHERE trim({q:String}) != ''
     GROUP BY delivery_id
@@ -60,6 +76,10 @@ INNER JOIN (SELECT * FROM {db}.delivery_status FINAL) AS d ON d.delivery_id = m.
 ORDER BY delivery_id
 LIMIT 50
 """,
+    "A delivery id, an order id (of the delivery, or of an order event resolution attached to it), or a "
+    "tracking number / PRO / BOL carried by an event that names the delivery or that resolution attached "
+    "to it (event_links), whatever field it is in; case and surrounding spaces do not matter.",
+    hits=_REF_HITS,
 )
 
 DELIVERY_HEADER = build(
@@ -77,18 +97,23 @@ DELIVERY_TIMELINE = build(
     "delivery_timeline",
     "Every event of the delivery, in the order it happened",
     f"""
-SELECT e.occurred_at AS occurred_at, e.recorded_at AS recorded_at, e.received_at AS received_at,
-       e.event_type AS event_type, e.source_kind AS source_kind, e.source_format AS source_format,
-       e.source_system AS source_system, {event_partner("e.")} AS partner, e.milestone AS milestone,
+SELECT if(m.tz_rule != '', m.placed_at, e.occurred_at) AS occurred_at, e.event_type AS event_type,
+       m.linked_via AS linked_via, m.tz_rule AS tz_rule, {event_partner("e.")} AS partner,
+       e.source_kind AS source_kind, e.source_format AS source_format, e.milestone AS milestone,
        e.status_code AS status_code, e.site AS site, e.location AS location,
-       e.tracking_number AS tracking_number, e.shipment_ref AS shipment_ref, m.linked_via AS linked_via,
-       e.event_id AS event_id, e.raw_ref AS raw_ref
+       e.tracking_number AS tracking_number, e.shipment_ref AS shipment_ref,
+       e.occurred_at AS occurred_at_reported, e.recorded_at AS recorded_at, e.received_at AS received_at,
+       e.source_system AS source_system, e.event_id AS event_id, e.raw_ref AS raw_ref
 FROM ($members) AS m
 INNER JOIN (SELECT * FROM {{db}}.events FINAL) AS e ON e.event_id = m.event_id
 ORDER BY occurred_at, received_at, event_id
 """,
-    "Events that name the delivery, that reference resolution linked to it, and carrier events that "
-    "carry one of its tracking numbers / BOLs.",
+    "Events that name the delivery (linked_via 'event') and events reference resolution attached to it "
+    "(event_links: 'tracking_number', 'shipment_ref', 'order_id'); occurred_at is the time the lifecycle "
+    "used (a local time placed in the delivery's site zone when tz_rule is 'delivery_site'; "
+    "occurred_at_reported is the adapter's reading). 'unresolved_reference': events that carry one of the "
+    "delivery's tracking numbers / BOLs but that resolution attached to no delivery (orphaned before the "
+    "reference was learned, or still waiting); not part of the delivery's status or handoff facts.",
     members=_MEMBERS,
 )
 

@@ -1,9 +1,11 @@
 """One store for all web tests: a simulator replay cut mid-stream, run through the real pipeline.
 
-Cutting the replay leaves deliveries in flight and handoffs open; two messages are added to
+Cutting the replay leaves deliveries in flight and handoffs open; three messages are added to
 reach the panels the simulator's happy paths leave empty: an EasyPost tracker whose tracking
-number nobody knows (an orphan once xref_ttl passes) and a WMS recount that disagrees with the
-ERP (an unexplained inventory delta).
+number nobody knows (an orphan once xref_ttl passes), one whose tracking number a delivery's own
+events name only after xref_ttl (orphaned, never attached: the delivery timeline shows it as an
+unresolved reference), and a WMS recount that disagrees with the ERP (an unexplained inventory
+delta).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from web.params import DataClock, read_clock
 
 CUT_SHARE = 0.68
 ORPHAN_TRACKING = "9499ORPHAN0000000001"
+XREF_TTL = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,20 @@ def _text(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _latest_learned(lines: list[dict[str, Any]], after: datetime) -> str:
+    """The EasyPost tracking number whose first mention outside EasyPost is the latest, after `after`."""
+    codes = {line["key"] for line in lines if line["topic"] == "carrier.webhooks" and line.get("key")}
+    first: dict[str, datetime] = {}
+    for line in lines:
+        if line["topic"] != "carrier.webhooks" and "value" in line:
+            for code in codes - first.keys():
+                if code in line["value"]:
+                    first[code] = _time(line["received_at"])
+    code, learned = max(first.items(), key=lambda item: (item[1], item[0]))
+    assert learned > after, f"no tracking number is learned after {after}"
+    return code
+
+
 def _cut_replay(source: Path, target: Path) -> None:
     lines = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()]
     kept = lines[: int(len(lines) * CUT_SHARE)]
@@ -56,6 +73,10 @@ def _cut_replay(source: Path, target: Path) -> None:
     webhook = next(line for line in kept if line["topic"] == "carrier.webhooks" and "value" in line)
     code = json.loads(webhook["value"])["result"]["tracking_code"]
     out.append({**webhook, "key": ORPHAN_TRACKING, "value": webhook["value"].replace(code, ORPHAN_TRACKING)})
+    # the same tracker for the kept tracking number that the events naming its delivery mention
+    # last: learned more than xref_ttl (+ lateness) after the planted tracker arrives
+    late = _latest_learned(kept, _time(webhook["received_at"]) + XREF_TTL + timedelta(hours=1))
+    out.append({**webhook, "key": late, "value": webhook["value"].replace(code, late)})
     # a WMS recount off by +7 on its first line, well before the end (the mismatch outlives grace)
     recount = [
         line
@@ -95,7 +116,7 @@ def web_store(tmp_path_factory: pytest.TempPathFactory, chdb_dsn: str) -> Iterat
         clickhouse=store.dsn,
         database=store.database,
         master_dir=master,
-        xref_ttl_days=0.25,  # the orphan is declared within the replay's span
+        xref_ttl_days=XREF_TTL / timedelta(days=1),  # the orphans are declared within the replay's span
     )
     before = samples()
     result = run_pipeline(settings, progress=False)

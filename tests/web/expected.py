@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from tests.web import expected_delivery, expected_pipeline
 from tests.web.oracle import PARTNER_KINDS, TERMINAL, Base, Filters, event_partner, minutes, percentile_row, quantile
 
 Answer = dict[Any, dict[str, Any]]
@@ -34,19 +36,6 @@ def open_alerts_by_rule(b: Base, f: Filters) -> Answer:
             out[a["rule"]]["open_alerts"] += 1
             out[a["rule"]]["critical"] += a["severity"] == "critical"
     return dict(out)
-
-
-def failure_rate_by_feed(b: Base, f: Filters) -> Answer:
-    raw: Counter[str] = Counter()
-    dead: Counter[str] = Counter()
-    for s in b.stats:
-        if f.in_range(s["flushed_at"]):
-            raw[s["topic"]] += s["raw_in"]
-            dead[s["topic"]] += s["dead_lettered"]
-    return {
-        t: {"raw_messages": raw[t], "dead_letters": dead[t], "failure_rate": dead[t] / raw[t] if raw[t] else 0}
-        for t in raw
-    }
 
 
 def order_cycle_time(b: Base, f: Filters) -> Answer:
@@ -183,6 +172,17 @@ def _dead_letter_partner(row: dict[str, Any]) -> str:
     return ""
 
 
+def _orphan_entity(event: dict[str, Any]) -> str:
+    for space, value in (
+        ("ref:", event["tracking_number"]),
+        ("ref:", event["shipment_ref"]),
+        ("order:", event["order_id"]),
+    ):
+        if value.strip():
+            return space + value.strip().upper()
+    return "event:" + event["event_id"]
+
+
 def partner_performance(b: Base, f: Filters) -> Answer:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for e in b.events:
@@ -196,24 +196,24 @@ def partner_performance(b: Base, f: Filters) -> Answer:
             facts[(kind, partner)] += 1
             breaches[(kind, partner)] += fact["breached"]
     dead = Counter(_dead_letter_partner(d) for d in b.dead if f.in_range(d["received_at"]))
-    ref_partner = {
-        "ref:" + ref.strip().upper(): event_partner(e)
+    orphaned = {a["entity"] for a in b.alerts if a["rule"] == "orphan_carrier_event"}
+    linked = {link["event_id"] for link in b.links}
+    orphans = Counter(
+        event_partner(e)
         for e in b.events
         if e["source_kind"] == "carrier"
-        for ref in (e["tracking_number"], e["shipment_ref"])
-        if ref
-    }
-    orphans: Counter[str] = Counter()
-    for a in b.alerts:
-        if a["rule"] == "orphan_carrier_event" and f.in_range(a["opened_at"]) and a["entity"] in ref_partner:
-            orphans[ref_partner[a["entity"]]] += json.loads(a["details"])["events"]
+        and not e["delivery_id"]
+        and e["event_id"] not in linked
+        and f.in_range(e["received_at"])
+        and _orphan_entity(e) in orphaned
+    )
     out = {}
     for (kind, partner), events in groups.items():
         if f.partner and partner != f.partner:
             continue
         messages = len({e["raw_ref"] for e in events})
         recorded = [e for e in events if e["recorded_at"] is not None]
-        source = [(e["recorded_at"] - e["occurred_at"]).total_seconds() * 1000 for e in recorded]
+        source = [(e["recorded_at"] - b.occurred(e)).total_seconds() * 1000 for e in recorded]
         transport = [(e["received_at"] - e["recorded_at"]).total_seconds() * 1000 for e in recorded]
         out[(kind, partner)] = {
             "events": len(events),
@@ -301,52 +301,6 @@ def ira_over_time(b: Base, f: Filters) -> Answer:
     }
 
 
-_STAT_COLUMNS = ("raw_in", "normalized", "events_out", "duplicates", "dead_lettered", "ignored", "mapping_warnings")
-
-
-def pipeline_by_topic(b: Base, f: Filters) -> Answer:
-    out: dict[str, dict[str, Any]] = defaultdict(lambda: dict.fromkeys(_STAT_COLUMNS, 0))
-    for s in b.stats:
-        if f.in_range(s["flushed_at"]):
-            for column in _STAT_COLUMNS:
-                out[s["topic"]][column] += s[column]
-    return dict(out)
-
-
-def pipeline_over_time(b: Base, f: Filters) -> Answer:
-    columns = ("raw_in", "events_out", "duplicates", "dead_lettered")
-    out: dict[tuple[datetime, str], dict[str, Any]] = defaultdict(lambda: dict.fromkeys(columns, 0))
-    for s in b.stats:
-        if f.in_range(s["flushed_at"]):
-            for column in columns:
-                out[(s["flushed_at"].replace(second=0, microsecond=0), s["topic"])][column] += s[column]
-    return dict(out)
-
-
-def dead_letters_by_reason(b: Base, f: Filters) -> Answer:
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for d in b.dead:
-        if f.in_range(d["received_at"]):
-            groups[d["reason"]].append(d)
-    return {
-        reason: {"dead_letters": len(rows), "topics": ", ".join(sorted({r["topic"] for r in rows}))}
-        for reason, rows in groups.items()
-    }
-
-
-def pipeline_status(b: Base, f: Filters) -> Answer:
-    last = max(b.stats, key=lambda s: s["flushed_at"])
-    return {
-        (): {
-            "last_flush_at": last["flushed_at"],
-            "runs": len({s["run_id"] for s in b.stats}),
-            "last_run": last["run_id"],
-            "raw_messages": sum(s["raw_in"] for s in b.stats),
-            "dead_letters": sum(s["dead_lettered"] for s in b.stats),
-        }
-    }
-
-
 def sites(b: Base, f: Filters) -> Answer:
     found = {s["site"] for s in b.status.values()} | {p["site"] for p in b.positions}
     return {site: {} for site in found if site}
@@ -360,66 +314,9 @@ def partners(b: Base, f: Filters) -> Answer:
     return {(event_partner(e), e["source_kind"]): {} for e in b.events if e["source_kind"] in PARTNER_KINDS}
 
 
-def _refs(b: Base, delivery: str) -> set[str]:
-    return {
-        ref.strip().upper()
-        for e in b.events
-        if e["delivery_id"] == delivery
-        for ref in (e["tracking_number"], e["shipment_ref"])
-        if ref
-    }
-
-
-def delivery_timeline(b: Base, f: Filters) -> Answer:
-    delivery = f.values["delivery"]
-    refs = _refs(b, delivery)
-    linked = {link["event_id"]: link["via"] for link in b.links if link["delivery_id"] == delivery}
-    out = {}
-    for e in b.events:
-        if e["delivery_id"] == delivery:
-            via = "event"
-        elif e["event_id"] in linked:
-            via = linked[e["event_id"]]
-        elif not e["delivery_id"] and (
-            {e["tracking_number"].strip().upper(), e["shipment_ref"].strip().upper()} & refs
-        ):
-            via = "reference"
-        else:
-            continue
-        out[e["event_id"]] = {"event_type": e["event_type"], "linked_via": via, "partner": event_partner(e)}
-    return out
-
-
-def delivery_facts(b: Base, f: Filters) -> Answer:
-    return {
-        handoff: {"breached": fact["breached"], "latency_min": minutes(fact["latency_ms"])}
-        for (handoff, delivery), fact in b.facts.items()
-        if delivery == f.values["delivery"]
-    }
-
-
-def delivery_alerts(b: Base, f: Filters) -> Answer:
-    return {a["alert_id"]: {"state": a["state"]} for a in b.alerts if a["delivery_id"] == f.values["delivery"]}
-
-
-def delivery_search(b: Base, f: Filters) -> Answer:
-    q = f.values["q"].strip()
-    matched: dict[str, set[str]] = defaultdict(set)
-    for s in b.status.values():
-        if s["delivery_id"] == q:
-            matched[s["delivery_id"]].add("delivery")
-        if s["order_id"] == q:
-            matched[s["delivery_id"]].add("order")
-    for e in b.events:
-        if e["delivery_id"] and e["tracking_number"].strip().upper() == q.upper():
-            matched[e["delivery_id"]].add("tracking_number")
-        if e["delivery_id"] and e["shipment_ref"].strip().upper() == q.upper():
-            matched[e["delivery_id"]].add("shipment_ref")
-    return {d: {"matched_on": ", ".join(sorted(m))} for d, m in matched.items() if d in b.status and q}
-
-
 EXPECTED: dict[str, Callable[[Base, Filters], Answer]] = {
     name: function
-    for name, function in globals().items()
-    if callable(function) and not name.startswith("_") and getattr(function, "__module__", "") == __name__
+    for module in (sys.modules[__name__], expected_delivery, expected_pipeline)
+    for name, function in vars(module).items()
+    if callable(function) and not name.startswith("_") and getattr(function, "__module__", "") == module.__name__
 }

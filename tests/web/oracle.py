@@ -62,6 +62,9 @@ class Base:
     positions: list[Row]
     deltas: list[Row]
     links: list[Row]
+    # event_id -> the time the lifecycle placed its local time at (an event_links row's tz_rule)
+    placed: dict[str, datetime]
+    watermarks: list[Row]
 
     @classmethod
     def load(cls, client: Any, db: str) -> Base:
@@ -75,6 +78,11 @@ class Base:
         dead = list(
             _latest(
                 _rows(client, f"SELECT * FROM {db}.dead_letters"), lambda r: (r["topic"], r["raw_ref"]), "ingested_at"
+            ).values()
+        )
+        links = list(
+            _latest(
+                _rows(client, f"SELECT * FROM {db}.event_links"), lambda r: (r["delivery_id"], r["event_id"])
             ).values()
         )
         return cls(
@@ -106,9 +114,13 @@ class Base:
                     lambda r: (r["site"], r["sku"], r["uom"], r["version"]),
                 ).values()
             ),
-            links=list(
+            links=links,
+            placed={link["event_id"]: link["occurred_at"] for link in links if link["tz_rule"]},
+            watermarks=list(
                 _latest(
-                    _rows(client, f"SELECT * FROM {db}.event_links"), lambda r: (r["delivery_id"], r["event_id"])
+                    _rows(client, f"SELECT * FROM {db}.stage_watermarks"),
+                    lambda r: (r["run_id"], r["stage"], r["bucket"]),
+                    "updated_at",
                 ).values()
             ),
         )
@@ -126,19 +138,46 @@ class Base:
         return (event_partner(frm) if frm else ""), "erp"
 
     def delivery_partners(self) -> dict[str, set[str]]:
+        """The partners of a delivery's events: those that name it and those event_links attach."""
         partners: dict[str, set[str]] = defaultdict(set)
         for event in self.events:
             if event["delivery_id"] and event["source_kind"] in PARTNER_KINDS:
                 partners[event["delivery_id"]].add(event_partner(event))
         for link in self.links:
-            event = self.by_id.get(link["event_id"])
-            if event and event["source_kind"] in PARTNER_KINDS:
-                partners[link["delivery_id"]].add(event_partner(event))
-        for fact in self.facts.values():
-            partner, kind = self.fact_partner(fact)
-            if kind != "erp":
-                partners[fact["delivery_id"]].add(partner)
+            linked = self.by_id.get(link["event_id"])
+            if linked and linked["source_kind"] in PARTNER_KINDS:
+                partners[link["delivery_id"]].add(event_partner(linked))
         return partners
+
+    # --- which events belong to a delivery ----------------------------------------------------
+    def placed_at(self, event_id: str) -> datetime | None:
+        return self.placed.get(event_id)
+
+    def occurred(self, event: Row) -> datetime:
+        """The time the lifecycle used for an event: placed in its delivery's zone, else its own."""
+        placed = self.placed.get(event["event_id"])
+        return placed if placed is not None else event["occurred_at"]
+
+    def members(self, delivery: str) -> dict[str, str]:
+        """event_id -> how it belongs to the delivery: 'event', the event_links via, or
+        'unresolved_reference' (carries one of the delivery's references, attached to no delivery)."""
+        out = {e["event_id"]: "event" for e in self.events if e["delivery_id"] == delivery}
+        for link in self.links:
+            if link["delivery_id"] == delivery:
+                out.setdefault(link["event_id"], link["via"])
+        refs = {
+            ref.strip().upper()
+            for e in self.events
+            if e["delivery_id"] == delivery
+            for ref in (e["tracking_number"], e["shipment_ref"])
+            if ref
+        }
+        linked = {link["event_id"] for link in self.links}
+        for e in self.events:
+            carried = {ref.strip().upper() for ref in (e["tracking_number"], e["shipment_ref"]) if ref}
+            if not e["delivery_id"] and e["event_id"] not in linked and carried & refs:
+                out.setdefault(e["event_id"], "unresolved_reference")
+        return out
 
 
 class Filters:

@@ -161,25 +161,47 @@ def test_business_metrics_are_read_from_the_store(http: TestClient, web_store: W
 
 
 def test_watermark_lag_and_clock_follow_stage_watermarks(store: Any) -> None:
-    """stage_watermarks is filled by the pipeline later: the latest run's slowest stage is the clock."""
+    """A stage's W is the min over its buckets; the clock is the latest run's slowest stage."""
     from datetime import UTC, datetime
 
     from sinks.store import connect
     from web.params import read_clock
 
+    def at(hour: int, minute: int = 0, second: int = 0) -> datetime:
+        return datetime(2026, 2, 1, hour, minute, second, tzinfo=UTC)
+
     client = connect(store)
     now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     assert read_clock(client, store.database, now).as_of == now  # an empty store: the wall clock
+    assert run_query(client, queries.get("watermark_lag"), store.database, {}).rows == []
     client.insert(
         f"{store.database}.stage_watermarks",
         [
-            ["old", "core", datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 0, 5, tzinfo=UTC)],
-            ["new", "core", datetime(2026, 2, 1, 10, 0, tzinfo=UTC), datetime(2026, 2, 1, 10, 0, 30, tzinfo=UTC)],
-            ["new", "inventory", datetime(2026, 2, 1, 9, 59, tzinfo=UTC), datetime(2026, 2, 1, 10, 0, 30, tzinfo=UTC)],
+            ["old", "lifecycle", 0, datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 0, 5, tzinfo=UTC)],
+            ["new", "dedup", 0, at(10, 1), at(10, 1, 30)],
+            ["new", "dedup", 1, at(10, 1), at(10, 1, 30)],
+            ["new", "lifecycle", 0, at(10, 0), at(10, 0, 30)],
+            ["new", "lifecycle", 1, at(9, 58), at(9, 58, 20)],  # the slow bucket: its W stopped earlier
+            ["new", "lifecycle", 1, at(9, 57), at(9, 57, 20)],  # an older version of that bucket's row
+            ["new", "inventory", 3, at(9, 59), at(10, 0, 30)],
         ],
-        column_names=["run_id", "stage", "watermark", "updated_at"],
+        column_names=["run_id", "stage", "bucket", "watermark", "updated_at"],
     )
     clock = read_clock(client, store.database, now)
-    assert clock.as_of == datetime(2026, 2, 1, 9, 59, tzinfo=UTC) == clock.watermark
+    assert clock.as_of == at(9, 58) == clock.watermark
     lag = run_query(client, queries.get("watermark_lag"), store.database, {}).records()
-    assert [(row["stage"], row["lag_s"]) for row in lag] == [("core", 30.0), ("inventory", 90.0)]
+    assert [(r["stage"], r["buckets"], r["slowest_bucket"], r["lag_s"]) for r in lag] == [
+        ("dedup", 2, 0, 30.0),
+        ("lifecycle", 2, 1, 150.0),  # W 09:58 (bucket 1), last recorded 10:00:30 (bucket 0)
+        ("inventory", 1, 3, 90.0),
+    ]
+
+
+def test_the_replay_records_every_stage_up_to_its_last_message(http: TestClient, web_store: WebStore) -> None:
+    rows = http.get("/api/query/watermark_lag").json()
+    lag = [dict(zip(rows["columns"], row, strict=True)) for row in rows["rows"]]
+    assert [r["stage"] for r in lag] == ["dedup", "resolution", "arbiter", "lifecycle", "inventory"]
+    # at the end of a replay W = the last received_at, in every bucket (8 by default)
+    last = web_store.clock.last_received_at
+    assert last is not None and web_store.clock.watermark == last
+    assert {(r["buckets"], r["watermark"]) for r in lag} == {(8, web_store.clock.as_json()["as_of"])}

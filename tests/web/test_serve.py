@@ -127,8 +127,9 @@ def test_run_serve_shares_the_pipelines_store(tmp_path: Path, store: StoreConfig
         assert result.web is not None and result.web.url.startswith("http://127.0.0.1:")
         status, body = _get(result.web.url + "api/query/pipeline_status")
         assert status == 200
-        ((_, runs, last_run, raw_messages, _),) = json.loads(body)["rows"]
-        assert (runs, last_run, raw_messages) == (1, result.run_id, count)
+        answer = json.loads(body)
+        (row,) = [dict(zip(answer["columns"], values, strict=True)) for values in answer["rows"]]
+        assert (row["runs"], row["last_run"], row["raw_messages"]) == (1, result.run_id, count)
     finally:
         if result.web is not None:
             result.web.stop()
