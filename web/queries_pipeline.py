@@ -129,7 +129,7 @@ ORDER BY source
 )
 
 # The stages in pipeline order (flows.stages), for reading the table top to bottom.
-_STAGE_ORDER = "indexOf(['dedup', 'resolution', 'arbiter', 'lifecycle', 'inventory'], stage), stage"
+_STAGE_ORDER = "indexOf(['dedup', 'resolution', 'arbiter', 'lifecycle', 'inventory', 'health'], stage), stage"
 
 WATERMARK_LAG = build(
     "watermark_lag",

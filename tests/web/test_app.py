@@ -200,7 +200,7 @@ def test_watermark_lag_and_clock_follow_stage_watermarks(store: Any) -> None:
 def test_the_replay_records_every_stage_up_to_its_last_message(http: TestClient, web_store: WebStore) -> None:
     rows = http.get("/api/query/watermark_lag").json()
     lag = [dict(zip(rows["columns"], row, strict=True)) for row in rows["rows"]]
-    assert [r["stage"] for r in lag] == ["dedup", "resolution", "arbiter", "lifecycle", "inventory"]
+    assert [r["stage"] for r in lag] == ["dedup", "resolution", "arbiter", "lifecycle", "inventory", "health"]
     # at the end of a replay W = the last received_at, in every bucket (8 by default)
     last = web_store.clock.last_received_at
     assert last is not None and web_store.clock.watermark == last
