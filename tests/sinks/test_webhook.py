@@ -32,7 +32,9 @@ from sources.replay import write_replay
 
 T = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 T_MS = to_epoch_ms(T)
-ALERT = Alert("a1", "handoff_missing", "ship_to_erp", "critical", "D1", "D1", "1010", "", "open", T_MS, T_MS, None, "{}", 1)
+ALERT = Alert(
+    "a1", "handoff_missing", "ship_to_erp", "critical", "D1", "D1", "1010", "", "open", T_MS, T_MS, None, "{}", 1
+)
 
 
 @dataclass(frozen=True)
