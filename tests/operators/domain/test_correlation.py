@@ -239,6 +239,23 @@ def test_an_order_level_event_resolves_by_its_order_id_without_an_alert_when_it_
     assert "inv-2" not in corr.arbiter.state.waiting
 
 
+def test_a_late_input_resolves_no_earlier_than_its_event_arrived_or_its_reference_was_learned() -> None:
+    """Candidate.effective_ms is max(event received, reference learned), as in key order: a lookup
+    or a teaching applied late (below W) must not resolve an event before it arrived, nor before
+    its reference existed."""
+    late_lookup = ResolutionLogic(RETENTION_MS)
+    out: list[Any] = []
+    late_lookup.fire_until(ms(100), out)
+    late_lookup.apply((ms(100), "t", 1), Teach("ref:A", "D1", ""), out)
+    late_lookup.apply((ms(50), "s", 10), Lookup("s", "ref:A", "tracking_number", "ref:A", ms(0, days=7)), out)
+    late_teach = ResolutionLogic(RETENTION_MS)
+    late_teach.fire_until(ms(100), out)
+    late_teach.apply((ms(100), "s", 10), Lookup("s", "ref:A", "tracking_number", "ref:A", ms(0, days=7)), out)
+    late_teach.apply((ms(50), "t", 1), Teach("ref:A", "D1", ""), out)
+    # In key order both would have resolved at 100 (the teaching, resp. the lookup, came first).
+    assert [(key[0], item.effective_ms) for _, _, key, item in out] == [(ms(100), ms(100))] * 2
+
+
 # -- orphans ------------------------------------------------------------------------------------
 
 
@@ -464,3 +481,39 @@ def test_resolved_set_and_orphan_alerts_do_not_depend_on_arrival_order(specs: li
     assert len(resolved_ids) == len(set(resolved_ids))  # exactly once
     orphaned = sum(json.loads(alert.details)["events"] for alert in final.values())
     assert len(resolved_ids) + orphaned == len(scans)  # nothing dropped
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    specs=st.lists(
+        st.tuples(st.booleans(), st.sampled_from(["A", "B"]), st.sampled_from([None, "B"]), st.integers(0, 600)),
+        min_size=1,
+        max_size=12,
+    ),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_even_late_inputs_never_resolve_an_event_before_it_arrived(
+    specs: list[tuple[bool, str, str | None, int]], seed: int
+) -> None:
+    """Any arrival order with W following the newest arrival: inputs beyond the lateness are
+    applied late. A resolved event still arrives at its delivery no earlier than it arrived
+    itself, and no earlier than a teaching of the reference that resolved it."""
+    events = [
+        ship(f"D{ref}", tracking=ref, bol=bol, minute=minute, event_id=f"t{index}")
+        if teaches
+        else scan(f"s{index}", tracking=ref, bol=bol, minute=minute)
+        for index, (teaches, ref, bol, minute) in enumerate(specs)
+    ]
+    random.Random(seed).shuffle(events)
+    corr, outputs, newest = Correlation(30 * 60_000, RETENTION_MS), [], -(2**62)
+    for event in events:
+        newest = max(newest, to_epoch_ms(event.received_at))
+        outputs += corr.send(event, until=newest - 5 * 60_000)
+    for key, item in resolved(outputs):
+        assert key[0] >= to_epoch_ms(item.event.received_at)
+        taught = [
+            to_epoch_ms(e.received_at)
+            for e in events
+            if e.event_id.startswith("t") and e.delivery_id == item.event.delivery_id
+        ]
+        assert key[0] >= min(taught)
