@@ -465,6 +465,25 @@ def test_unknown_sku_and_empty_master_keep_the_line_unit() -> None:
     assert position(inv, "MAT1", "CS").unit_mismatch is False
 
 
+def test_positions_of_a_sku_without_known_base_unit_have_an_alert_each() -> None:
+    # An unmapped sku reported in EA by the ERP and in CS by the WMS: two positions, both out of
+    # tolerance. Their alerts must not share an id (ReplacingMergeTree would keep one of them).
+    inv = ledger()
+    inv.feed(
+        event(EventType.GOODS_RECEIVED, ERP, "e", T0, (line("UNMAPPED:77", 3, "EA"),)),
+        event(EventType.GOODS_RECEIVED, WMS, "w", T0, (line("UNMAPPED:77", 1, "CS"),)),
+    )
+    opened = alerts(inv.advance(ms(T0 + H)))
+    entities = [f"{SITE}/UNMAPPED:77/CS", f"{SITE}/UNMAPPED:77/EA"]
+    assert [(a.entity, a.alert_id, a.version) for a in opened] == [
+        (entity, alert_id(INVENTORY_MISMATCH, entity), 1) for entity in entities
+    ]
+    # a sku whose base unit is known keeps `site/sku` for its base-unit position
+    known = ledger()
+    known.feed(event(EventType.GOODS_RECEIVED, WMS, "w", T0, (line("MAT1", 1),)))
+    assert [a.entity for a in alerts(known.advance(ms(T0 + H)))] == [f"{SITE}/MAT1"]
+
+
 def test_in_flight_and_goods_issue_lines_are_converted_too() -> None:
     inv = ledger()
     baseline(inv)
