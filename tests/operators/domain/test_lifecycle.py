@@ -743,6 +743,36 @@ def test_status_and_facts_are_a_function_of_the_event_set_in_any_application_ord
     assert final(shuffled) == final(sorted(events, key=key_of))
 
 
+@settings(max_examples=200, deadline=None)
+@given(events=event_sets(skew=True), seed=st.integers(0, 2**32 - 1), lateness_ms=st.sampled_from([0, LATENESS_MS]))
+def test_rows_stay_consistent_even_with_inputs_beyond_the_lateness(
+    events: list[CanonicalEvent], seed: int, lateness_ms: int
+) -> None:
+    """Any arrival order, W right behind the newest arrival: many inputs are late. Versions still
+    never go back (final_rows) and no (entity, version) is emitted with two contents."""
+    random.Random(seed).shuffle(events)
+    bucket, outputs, newest = Bucket(["dedup/0"], LifecycleLogic()), [], -(2**62)
+    for event_ in events:
+        newest = max(newest, to_epoch_ms(event_.received_at))
+        bucket.receive("dedup/0", newest - lateness_ms, False, [(key_of(event_), event_)], outputs)
+        bucket.settle(outputs)
+    bucket.receive("dedup/0", newest, True, [], outputs)
+    bucket.settle(outputs)
+    assert bucket.done
+    final_rows(outputs)
+    by_version: dict[tuple[Any, ...], Any] = {}
+    for row in outputs:
+        if isinstance(row, DeliveryStatus):
+            entity: tuple[Any, ...] = ("status", row.delivery_id, row.version)
+        elif isinstance(row, SyncLatency):
+            entity = ("fact", row.handoff, row.delivery_id, row.version)
+        elif isinstance(row, Alert):
+            entity = ("alert", row.alert_id, row.version)
+        else:
+            continue
+        assert by_version.setdefault(entity, row) == row
+
+
 def test_permutation_property_covers_alerts_and_goods() -> None:
     """A fixed case of the properties above that is sure to raise and resolve alerts."""
     events = [
