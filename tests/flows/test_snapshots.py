@@ -19,9 +19,10 @@ from flows.topology import LIFECYCLE, UPSTREAM, Topology
 from operators.domain.arbiter import ArbiterLogic, ArbiterState
 from operators.domain.inventory import InventoryLogic
 from operators.domain.inventory_units import InventoryState
-from operators.domain.items import Candidate, InFlight, Lookup, Pending, Teach
+from operators.domain.items import Candidate, DomainItem, InFlight, Lookup, Pending, Teach
 from operators.domain.lifecycle import LifecycleLogic, LifecycleState
 from operators.domain.resolution import ResolutionLogic, ResolutionState
+from operators.domain.watermark import OrderKey
 from operators.ingest.accounting import (
     IGNORED,
     Claim,
@@ -127,7 +128,7 @@ CASES: dict[str, Case] = {
 }
 
 
-def filled(case: str) -> Driver:
+def filled(case: str) -> Driver[Any]:
     make, _, first, watermark, _, _ = CASES[case]
     driver = Driver(make(None))
     driver.feed(*first)
@@ -248,7 +249,7 @@ def lifecycle_stage(resume: bytes | None, recovery: bool = True) -> StageLogic:
 def packets(promise: int, items: list[CanonicalEvent], done: bool = False) -> list[StagePacket]:
     """One packet from every sender of lifecycle bucket 3: the items from dedup/0."""
     senders = [f"{upstream}/{index}" for upstream in UPSTREAM[LIFECYCLE] for index in range(8)]
-    keyed = [(key_of(item), item) for item in items]
+    keyed: list[tuple[OrderKey, DomainItem]] = [(key_of(item), item) for item in items]
     return [StagePacket(sender, 3, promise, done, keyed if sender == "dedup/0" else []) for sender in senders]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from operators.domain.stage import Logic
 from operators.domain.watermark import OrderKey
@@ -95,13 +95,16 @@ def key_of(event: CanonicalEvent) -> OrderKey:
     return (to_epoch_ms(event.received_at), event.event_id, 0)
 
 
-class Driver:
+L = TypeVar("L", bound=Logic)
+
+
+class Driver(Generic[L]):
     """A stage logic driven by hand the way its bucket drives it (operators.domain.stage): before
     each input the logic's clock moves to the input's time (timers due by then fire first), and
     every call ends with one `flush` (a batch). An input older than the clock is a late input,
     applied at the clock as the bucket applies one that arrives below W."""
 
-    def __init__(self, logic: Logic) -> None:
+    def __init__(self, logic: L) -> None:
         self.logic = logic
 
     def feed(self, *inputs: CanonicalEvent | Keyed) -> list[Any]:

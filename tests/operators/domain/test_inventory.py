@@ -134,16 +134,15 @@ def goods_issue(delivery_id: str, at: datetime, lines: tuple[Line, ...]) -> Keye
     return (ms(at), f"{delivery_id}/issue", 3), GoodsIssue(SITE, delivery_id, ms(at), lines)
 
 
-def ledger(master: MasterData = MASTER, **kw: Any) -> Driver:
+def ledger(master: MasterData = MASTER, **kw: Any) -> Driver[InventoryLogic]:
     return Driver(InventoryLogic(master, **kw))
 
 
-def logic_of(driver: Driver) -> InventoryLogic:
-    assert isinstance(driver.logic, InventoryLogic)
+def logic_of(driver: Driver[InventoryLogic]) -> InventoryLogic:
     return driver.logic
 
 
-def position(driver: Driver, sku: str, uom: str = "EA", site: str = SITE) -> InventoryPosition:
+def position(driver: Driver[InventoryLogic], sku: str, uom: str = "EA", site: str = SITE) -> InventoryPosition:
     found = [row for row in logic_of(driver).positions(site) if row.sku == sku and row.uom == uom]
     assert len(found) == 1, logic_of(driver).positions(site)
     return found[0]
@@ -153,7 +152,7 @@ def alerts(outputs: list[Any]) -> list[Alert]:
     return [item for item in outputs if isinstance(item, Alert)]
 
 
-def baseline(driver: Driver, quantity: float = 100) -> None:
+def baseline(driver: Driver[InventoryLogic], quantity: float = 100) -> None:
     driver.feed(snapshot("erp", "e0", T0, line("MAT1", quantity)))
     driver.feed(snapshot("wms", "w0", T0, line("MAT1", quantity)))
 
@@ -736,7 +735,7 @@ def test_rows_stay_consistent_even_with_inputs_beyond_the_lateness(data: st.Data
 
 def quantities(rows: list[InventoryPosition]) -> dict[tuple[str, str], tuple[float, ...]]:
     """The quantities of every position that has any (a position may exist with all zeros)."""
-    found = {}
+    found: dict[tuple[str, str], tuple[float, ...]] = {}
     for row in rows:
         values = (row.erp_qty, row.wms_qty, row.in_flight_qty, row.unexplained_delta)
         if any(values):

@@ -55,7 +55,7 @@ SITE = "1710"
 LINES = (Line("MAT1", 5.0, "EA"),)
 
 
-def driver(**kw: Any) -> Driver:
+def driver(**kw: Any) -> Driver[LifecycleLogic]:
     return Driver(LifecycleLogic(**kw))
 
 
@@ -70,7 +70,7 @@ def only(outputs: Iterable[Any], kind: type) -> Any:
 
 
 def fact_of(outputs: Iterable[Any], handoff: str) -> SyncLatency:
-    found = [row for row in rows(outputs, SyncLatency) if row.handoff == handoff]
+    found: list[SyncLatency] = [row for row in rows(outputs, SyncLatency) if row.handoff == handoff]
     assert len(found) == 1, found
     return found[0]
 
@@ -134,7 +134,7 @@ def test_happy_path_status_times_and_latency() -> None:
     assert fact_of(out, "ship_to_invoice").latency_ms == (401 - 62) * 60_000
     # everything was answered in time: W passing every deadline says nothing more
     assert lc.advance(ms(2000)) == []
-    assert open_alerts(lc.logic) == 0  # type: ignore[arg-type]
+    assert open_alerts(lc.logic) == 0
 
 
 def test_picked_up_prefers_picked_up_over_first_in_transit() -> None:
@@ -208,7 +208,7 @@ def test_goods_issue_counts_as_dispatched() -> None:
 def test_events_without_delivery_yield_nothing() -> None:
     lc = driver()
     assert lc.feed(released("other", delivery_id=None)) == []
-    assert lc.logic.delivery_count() == 0  # type: ignore[attr-defined]
+    assert lc.logic.delivery_count() == 0
 
 
 def test_one_row_per_delivery_per_batch_with_the_batch_s_last_version() -> None:
@@ -244,7 +244,7 @@ def test_missing_alert_opens_exactly_when_w_crosses_the_deadline_then_resolves_l
     )
     assert (alert.opened_at, alert.due_at, alert.resolved_at, alert.version) == (deadline, deadline, None, 1)
     assert (alert.entity, alert.delivery_id, alert.site, alert.severity) == ("D1", "D1", SITE, "critical")
-    assert open_alerts(lc.logic) == 1  # type: ignore[arg-type]
+    assert open_alerts(lc.logic) == 1
     assert lc.advance(ms(150)) == []  # opened once
 
     out = lc.feed(wms(E.PACK_CONFIRMED, "pack", occurred=at(170), recorded=at(180), received=at(182)))
@@ -255,7 +255,7 @@ def test_missing_alert_opens_exactly_when_w_crosses_the_deadline_then_resolves_l
     assert details["summary"].startswith("arrived late, latency 3h00m") and details["breached"] is True
     fact = fact_of(out, "release_to_wms")
     assert fact.breached and fact.latency_ms == 180 * 60_000
-    assert open_alerts(lc.logic) == 0  # type: ignore[arg-type]
+    assert open_alerts(lc.logic) == 0
 
 
 def test_answer_arriving_after_the_deadline_gives_the_same_final_alert_whenever_w_gets_there() -> None:
@@ -295,7 +295,7 @@ def test_from_event_arriving_after_its_deadline_opens_the_alert_at_once() -> Non
         lc.advance(ms(500))
         alert = only(lc.feed(released(occurred=at(0), received=received)), Alert)
         assert alert.state == OPEN and alert.opened_at == ms(120)
-        assert not lc.logic.state.deadlines  # type: ignore[attr-defined]  # nothing left to fire
+        assert not lc.logic.state.deadlines  # nothing left to fire
 
 
 def test_late_from_event_moving_the_deadline_earlier_reissues_the_alert() -> None:
@@ -331,7 +331,7 @@ def test_handoff_late_when_answer_arrived_in_time_but_stamped_after_the_deadline
     assert (alert.rule, alert.state, alert.severity) == (HANDOFF_LATE, RESOLVED, "warning")
     assert (alert.opened_at, alert.resolved_at, alert.version) == (ms(15), ms(65), 2)
     assert alert.alert_id == alert_id(HANDOFF_LATE, "D1", "ship_to_erp")
-    assert open_alerts(lc.logic) == 0  # type: ignore[arg-type]
+    assert open_alerts(lc.logic) == 0
 
 
 def test_alert_that_stops_applying_gets_a_final_withdrawn_version() -> None:
@@ -348,7 +348,7 @@ def test_alert_that_stops_applying_gets_a_final_withdrawn_version() -> None:
     withdrawn = by_rule[HANDOFF_LATE]
     assert (withdrawn.alert_id, withdrawn.state, withdrawn.version) == (late.alert_id, RESOLVED, 3)
     assert json.loads(withdrawn.details)["withdrawn"] is True
-    assert lc.advance(ms(100)) == [] and open_alerts(lc.logic) == 0  # type: ignore[arg-type]
+    assert lc.advance(ms(100)) == [] and open_alerts(lc.logic) == 0
 
 
 def test_dispatch_to_pickup_uses_carrier_pickup_or_in_transit_only() -> None:
@@ -495,7 +495,7 @@ def test_a_dispatch_without_goods_issue_leaves_flight_retention_after_the_latest
     due = ms(0, days=40)
     assert goods(lc.advance(due - 1)) == []
     assert goods(lc.advance(due)) == [((due, "expire:D1", 0), InFlight(SITE, "D1", "disp", LINES, -1, due))]
-    assert lc.logic.delivery_count() == 1  # type: ignore[attr-defined]  # not terminal: kept 90 days
+    assert lc.logic.delivery_count() == 1  # not terminal: kept 90 days
     assert goods(lc.advance(ms(0, days=120))) == []  # taken out once
 
 
@@ -506,7 +506,7 @@ def test_a_terminal_delivery_discarded_with_goods_in_flight_takes_them_out_once(
     due = ms(100) + 30 * DAY_MS
     out = lc.advance(due)
     assert goods(out) == [((due, "expire:D1", 0), InFlight(SITE, "D1", "disp", LINES, -1, due))]
-    assert lc.logic.delivery_count() == 0  # type: ignore[attr-defined]
+    assert lc.logic.delivery_count() == 0
     assert lc.advance(ms(0, days=200)) == []
 
 
@@ -518,7 +518,7 @@ def test_a_terminal_delivery_discarded_with_goods_in_flight_takes_them_out_once(
 
 def test_terminal_delivery_is_discarded_retention_after_its_last_event() -> None:
     lc = driver(retention_ms=30 * DAY_MS)
-    logic: LifecycleLogic = lc.logic  # type: ignore[assignment]
+    logic = lc.logic
     lc.feed(carrier(M.PICKED_UP, "pu", occurred=at(0)))
     lc.feed(carrier(M.DELIVERED, "dl", occurred=at(10), received=at(11)))
     lc.advance(ms(11, days=30) - 1)
@@ -532,7 +532,7 @@ def test_terminal_delivery_is_discarded_retention_after_its_last_event() -> None
 
 def test_open_delivery_is_discarded_after_ninety_idle_days() -> None:
     lc = driver()
-    logic: LifecycleLogic = lc.logic  # type: ignore[assignment]
+    logic = lc.logic
     lc.feed(released(occurred=at(0), received=at(1)))
     lc.advance(ms(121))
     assert open_alerts(logic) == 1
@@ -551,9 +551,9 @@ def test_new_events_postpone_the_discard() -> None:
     lc.advance(ms(0, days=21))
     lc.feed(carrier(M.IN_TRANSIT, "late-scan", occurred=at(5)))  # late: it does not bring the discard back
     lc.advance(ms(0, days=50) - 1)
-    assert lc.logic.delivery_count() == 1  # type: ignore[attr-defined]
+    assert lc.logic.delivery_count() == 1
     lc.advance(ms(0, days=50))
-    assert lc.logic.delivery_count() == 0  # type: ignore[attr-defined]
+    assert lc.logic.delivery_count() == 0
 
 
 def test_an_event_after_the_discard_starts_a_new_state_with_versions_from_one() -> None:
@@ -566,7 +566,7 @@ def test_an_event_after_the_discard_starts_a_new_state_with_versions_from_one() 
 
 def test_deadline_entries_are_discarded_when_w_passes() -> None:
     lc = driver()
-    logic: LifecycleLogic = lc.logic  # type: ignore[assignment]
+    logic = lc.logic
     lc.feed(released(occurred=at(0)), carrier(M.ETA, "eta", occurred=at(1)))
     assert [(due, delivery) for due, delivery, _ in logic.state.deadlines] == [(ms(120), "D1")]
     lc.advance(ms(120))
@@ -581,7 +581,7 @@ def test_resuming_from_a_snapshot_gives_the_same_outputs() -> None:
     snapshot = msgspec.msgpack.encode(straight.logic.state)
     expected = [row for event_ in rest for row in straight.feed(event_)] + straight.advance(ms(300))
     resumed = driver(state=msgspec.msgpack.decode(snapshot, type=LifecycleState))
-    assert resumed.logic.state.deliveries["D1"].events == 2  # type: ignore[attr-defined]
+    assert resumed.logic.state.deliveries["D1"].events == 2
     assert [row for event_ in rest for row in resumed.feed(event_)] + resumed.advance(ms(300)) == expected
     assert rows(expected, Alert)  # the comparison covers alerts too (ship_to_erp was late)
 
@@ -647,7 +647,7 @@ def event_sets(draw: st.DrawFn, skew: bool) -> list[CanonicalEvent]:
             "site": SITE if kind != "carrier" else None,
         }
         if kind == "carrier":
-            events.append(carrier(milestone, f"e{index}", **kw))  # type: ignore[arg-type]
+            events.append(carrier(milestone, f"e{index}", **kw))
         else:
             made = (erp if kind == "erp" else wms)(event_type, f"e{index}", **kw)
             events.append(lined(made, (Line("MAT1", float(index + 1), "EA"),)) if with_lines else made)
@@ -751,7 +751,8 @@ def test_rows_stay_consistent_even_with_inputs_beyond_the_lateness(
     """Any arrival order, W right behind the newest arrival: many inputs are late. Versions still
     never go back (final_rows) and no (entity, version) is emitted with two contents."""
     random.Random(seed).shuffle(events)
-    bucket, outputs, newest = Bucket(["dedup/0"], LifecycleLogic()), [], -(2**62)
+    bucket, newest = Bucket(["dedup/0"], LifecycleLogic()), -(2**62)
+    outputs: list[Any] = []
     for event_ in events:
         newest = max(newest, to_epoch_ms(event_.received_at))
         bucket.receive("dedup/0", newest - lateness_ms, False, [(key_of(event_), event_)], outputs)
