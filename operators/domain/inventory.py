@@ -36,6 +36,7 @@ from operators.domain.inventory_units import (
     SiteState,
     SnapshotState,
     ToleranceConfig,
+    base_uom,
     delta_row,
     is_unit_mismatch,
     line_quantities,
@@ -285,7 +286,8 @@ class InventoryLogic:
                 position = site_state.positions[position_key]
                 row = position_row(site_state, site, position_key, position)
                 tolerance = self.tolerance.for_position(site, sku)
-                position.alert = alert = open_alert(row, due_at, position.out_since, tolerance, position.alert)
+                apart = position.unit_mismatch or base_uom(self.master, sku) is None
+                position.alert = alert = open_alert(row, due_at, position.out_since, tolerance, position.alert, apart)
                 out.append(alert)
 
     def _housekeeping(self, now: int) -> None:

@@ -194,10 +194,11 @@ class InventoryDelta(msgspec.Struct, frozen=True, gc=False, array_like=True):
     at: int
 
 
-def mismatch_entity(site: str, sku: str, uom: str, unit_mismatch: bool) -> str:
-    """`site/sku`; a unit-mismatch position is a separate position of the same sku that may be out
-    of tolerance on its own, so its alert has its own entity (and id): `site/sku/uom`."""
-    return f"{site}/{sku}/{uom}" if unit_mismatch else f"{site}/{sku}"
+def mismatch_entity(site: str, sku: str, uom: str, apart: bool) -> str:
+    """`site/sku` for the position in the sku's base unit. Any other position (a unit-mismatch one,
+    or one of a sku whose base unit the master does not know, which may have positions in several
+    units) is out of tolerance on its own, so its alert has its own entity (and id): `site/sku/uom`."""
+    return f"{site}/{sku}/{uom}" if apart else f"{site}/{sku}"
 
 
 def delta_row(row: InventoryPosition, at: int) -> InventoryDelta:
@@ -232,12 +233,12 @@ def _details(row: InventoryPosition, tolerance: float, since: int | None) -> str
 
 
 def open_alert(
-    row: InventoryPosition, due_at: int, since: int | None, tolerance: float, previous: Alert | None
+    row: InventoryPosition, due_at: int, since: int | None, tolerance: float, previous: Alert | None, apart: bool
 ) -> Alert:
     """The open version of a position's alert. opened_at = due_at (since + grace), not W: the same
     events give the same alert however often the flow advances the watermark. Reopening after a
     resolution continues the versions of the same alert_id (3 = open again, 4 = resolved ...)."""
-    entity = mismatch_entity(row.site, row.sku, row.uom, row.unit_mismatch)
+    entity = mismatch_entity(row.site, row.sku, row.uom, apart)
     return Alert(
         alert_id=alert_id(INVENTORY_MISMATCH, entity),
         rule=INVENTORY_MISMATCH,

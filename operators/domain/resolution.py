@@ -98,6 +98,7 @@ class Waiting(msgspec.Struct, gc=False, array_like=True):
     via: str
     primary: str
     expires_ms: int
+    received_ms: int = 0  # the lookup's arrival: it is never answered earlier
 
 
 class ResolutionState(msgspec.Struct, gc=False):
@@ -159,7 +160,8 @@ class ResolutionLogic:
         if waiting:
             for event_id in sorted(waiting):  # sorted: the order of the answers is not arrival's
                 lookup = waiting[event_id]
-                out.append(_answer(event_id, ref, lookup.via, lookup.primary, xref, now_ms))
+                answered_ms = max(now_ms, lookup.received_ms)  # a teaching applied late
+                out.append(_answer(event_id, ref, lookup.via, lookup.primary, xref, answered_ms))
         if ref in state.expired:
             del state.expired[ref]
             out.append((ARBITER, ref, (now_ms, ref, 0), RefLearned(ref, xref.delivery_id)))
@@ -177,7 +179,7 @@ class ResolutionLogic:
         per_ref = state.waiting.get(lookup.ref)
         if per_ref is None:
             per_ref = state.waiting[lookup.ref] = {}
-        per_ref[lookup.event_id] = Waiting(lookup.via, lookup.primary, lookup.expires_ms)
+        per_ref[lookup.event_id] = Waiting(lookup.via, lookup.primary, lookup.expires_ms, now_ms)
         heapq.heappush(state.waiting_expiry, (lookup.expires_ms, lookup.ref, lookup.event_id))
 
     def fire_until(self, time_ms: int, out: list[Any]) -> None:
@@ -234,8 +236,11 @@ class ResolutionLogic:
 
 
 def _answer(event_id: str, ref: str, via: str, primary: str, xref: Xref, now_ms: int) -> Emit:
-    candidate = Candidate(event_id, primary, xref.delivery_id, xref.order_id, via, ref, now_ms)
-    return (ARBITER, primary, (now_ms, event_id, 1 + VIA_RANK.get(via, 3)), candidate)
+    # Never before the reference was learned: a lookup applied late (below W) would otherwise
+    # resolve at its own arrival, earlier than it could have in key order.
+    effective_ms = max(now_ms, xref.learned_ms)
+    candidate = Candidate(event_id, primary, xref.delivery_id, xref.order_id, via, ref, effective_ms)
+    return (ARBITER, primary, (effective_ms, event_id, 1 + VIA_RANK.get(via, 3)), candidate)
 
 
 def lookups(event: CanonicalEvent, received_ms: int, xref_ttl_ms: int) -> tuple[str, int, list[Lookup]]:

@@ -1,9 +1,13 @@
-"""Small canonical-event builders for the stateful operator tests (lifecycle, correlation, handoffs)."""
+"""Small canonical-event builders and a hand driver for the stateful operator tests."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
 
+from operators.domain.stage import Logic
+from operators.domain.watermark import OrderKey
+from operators.formats.timeparse import to_epoch_ms
 from operators.model import CanonicalEvent, EventType, Milestone, SourceKind, TimePrecision
 
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
@@ -74,3 +78,48 @@ def erp(event_type: EventType, event_id: str, **kw: object) -> CanonicalEvent:
 
 def carrier(milestone: Milestone, event_id: str, **kw: object) -> CanonicalEvent:
     return event(EventType.CARRIER_STATUS, event_id, kind=SourceKind.CARRIER, milestone=milestone, **kw)
+
+
+def ms(minutes: float = 0, *, days: float = 0) -> int:
+    """T0 plus an offset, in epoch milliseconds (the domain's time)."""
+    return to_epoch_ms(at(minutes, days=days))
+
+
+# -- driving a stage logic by hand ---------------------------------------------------------------
+
+Keyed = tuple[OrderKey, Any]
+
+
+def key_of(event: CanonicalEvent) -> OrderKey:
+    """The order key dedup gives a new event: (received ms, event_id, 0)."""
+    return (to_epoch_ms(event.received_at), event.event_id, 0)
+
+
+L = TypeVar("L", bound=Logic)
+
+
+class Driver(Generic[L]):
+    """A stage logic driven by hand the way its bucket drives it (operators.domain.stage): before
+    each input the logic's clock moves to the input's time (timers due by then fire first), and
+    every call ends with one `flush` (a batch). An input older than the clock is a late input,
+    applied at the clock as the bucket applies one that arrives below W."""
+
+    def __init__(self, logic: L) -> None:
+        self.logic = logic
+
+    def feed(self, *inputs: CanonicalEvent | Keyed) -> list[Any]:
+        """One batch; events get `key_of`, other items come as (key, item)."""
+        out: list[Any] = []
+        for entry in inputs:
+            order_key, item = entry if isinstance(entry, tuple) else (key_of(entry), entry)
+            self.logic.fire_until(order_key[0], out)
+            self.logic.apply(order_key, item, out)
+        self.logic.flush(out)
+        return out
+
+    def advance(self, watermark: int) -> list[Any]:
+        """W moves (never back): timers fire, then the batch is flushed."""
+        out: list[Any] = []
+        self.logic.fire_until(watermark, out)
+        self.logic.flush(out)
+        return out

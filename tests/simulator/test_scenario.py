@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from operators.formats.master_csv import parse_master
 from operators.formats.timeparse import to_epoch_ms
-from operators.ingest.accounting import DUPLICATE, NORMALIZED, EventDedup, MessageOutcome, MessageTally, split_result
+from operators.ingest.accounting import EventDedup, IngestStats, Judged, SourceTally, split_result
 from operators.ingest.normalize import DEFAULT_TOPIC_ADAPTERS, Normalizer
 from operators.model import CanonicalEvent, RawMessage
 from simulator.scenario import Scenario, SimConfig, SimRecord, iter_records, simulate
@@ -25,7 +25,6 @@ from simulator.scenario import Scenario, SimConfig, SimRecord, iter_records, sim
 DESIGN_TOPICS = ("erp.sap.events", "wms.epcis", "wms.edi", "carrier.edi", "carrier.webhooks", "stock.snapshots")
 JSON_TOPICS = ("erp.sap.events", "wms.epcis", "carrier.webhooks", "stock.snapshots", "wms.unknown_feed")
 EDI_TOPICS = ("wms.edi", "carrier.edi")
-OUTCOME_KEYS = {"normalized": "normalized", "duplicate": "duplicates", "dead_lettered": "dead_lettered"}
 
 
 @pytest.fixture(scope="module")
@@ -160,46 +159,57 @@ def test_config_is_validated() -> None:
         SimConfig(duplicate_rate=1.5)
 
 
-def _replay(scenario: Scenario) -> tuple[list[MessageOutcome], dict[str, CanonicalEvent], int]:
-    """The scenario through the real adapters and the flow's dedup / tally (design.md section 4)."""
+def _replay(scenario: Scenario) -> tuple[list[IngestStats], dict[str, CanonicalEvent]]:
+    """The scenario through the real adapters, dedup and the tally of its one input partition, as
+    the flow runs them (design.md section 4): the final ingest_stats row of every (block, topic),
+    and the distinct events."""
     master = parse_master(scenario.products_csv, scenario.sites_csv)
     normalize = Normalizer(DEFAULT_TOPIC_ADAPTERS, master)
-    dedup, tally = EventDedup(ttl_ms=30 * 86_400_000), MessageTally()
-    outcomes: list[MessageOutcome] = []
+    dedup, tally = EventDedup(ttl_ms=30 * 86_400_000), SourceTally("replay:0", "test")
     events: dict[str, CanonicalEvent] = {}
-    mapping_warnings = 0
+    final: dict[tuple[int, str], IngestStats] = {}
     for offset, record in enumerate(scenario.records):
         raw = RawMessage(record.topic, 0, offset, record.key, record.value, record.received_at)
-        result = normalize(raw)
-        mapping_warnings += sum(1 for warning in result.warnings if warning.startswith("mapping"))
-        split = split_result(raw, result, to_epoch_ms(record.received_at))
-        if isinstance(split, MessageOutcome):
-            outcomes.append(split)
-            continue
-        verdicts = dedup.judge(split)
-        for verdict in verdicts:
-            events.setdefault(verdict.claim.event.event_id, verdict.claim.event)
-        outcomes.extend(tally.add(verdicts))
-    return outcomes, events, mapping_warnings
+        claims, item = split_result(raw, "replay:0", normalize(raw), to_epoch_ms(record.received_at))
+        tally.add(item)
+        new_types = []
+        for claim in claims:
+            if dedup.is_new(claim.event.event_id, claim.received_ms):
+                events[claim.event.event_id] = claim.event
+                new_types.append(claim.event.event_type.value)
+        if claims:
+            tally.add(Judged(offset, len(claims), tuple(new_types)))
+        for row in tally.rows():
+            previous = final.get((row.block, row.topic))
+            assert previous is None or previous.messages < row.messages  # the version only grows
+            final[(row.block, row.topic)] = row
+    assert tally.open_count() == 0
+    return list(final.values()), events
 
 
 def _assert_matches_adapters(scenario: Scenario) -> dict[str, CanonicalEvent]:
-    outcomes, events, mapping_warnings = _replay(scenario)
+    rows, events = _replay(scenario)
     per_topic: dict[str, Counter[str]] = defaultdict(Counter)
     reasons: Counter[str] = Counter()
     by_type: Counter[str] = Counter()
-    for outcome in outcomes:
-        counts = per_topic[outcome.topic]
-        counts["raw_in"] += 1
-        counts[OUTCOME_KEYS.get(outcome.outcome, outcome.outcome)] += 1
-        if outcome.dead_reason:
-            reasons[outcome.dead_reason] += 1
-        if outcome.outcome in (NORMALIZED, DUPLICATE):
-            by_type.update(outcome.new_event_types)
+    mapping_warnings = 0
+    for row in rows:
+        per_topic[row.topic].update(
+            raw_in=row.raw_in,
+            normalized=row.normalized,
+            duplicates=row.duplicates,
+            dead_lettered=row.dead_lettered,
+            ignored=row.ignored,
+        )
+        reasons.update(row.dead_by_reason)
+        by_type.update(row.events_by_type)
+        mapping_warnings += row.mapping_warnings
     for topic, expected in scenario.expected.per_topic.items():
         assert {key: per_topic[topic][key] for key in expected} == expected, topic
+    assert sum(row.raw_in for row in rows) == len(scenario.records)
     assert dict(reasons) == scenario.expected.dead_letter_reasons
     assert dict(by_type) == scenario.expected.events_by_type
+    assert sum(by_type.values()) == len(events)
     assert mapping_warnings == 0  # every id in the scenario is in its master data
     return events
 

@@ -1,4 +1,5 @@
-"""Handoff configuration: the defaults of design.md 3.3, matching, and config parsing."""
+"""Handoff configuration (the defaults of design.md 3.3, matching, config parsing) and the
+per-(handoff, delivery) track that renders the latency fact and its alerts (handoff_tracks)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,18 @@ from datetime import timedelta
 
 import pytest
 
-from operators.domain.alerts import alert_id, details_json
-from operators.domain.handoff_tracks import HandoffTrack, observe, render_alerts, render_fact
+from operators.domain.alerts import HANDOFF_LATE, HANDOFF_MISSING, OPEN, RESOLVED, alert_id, details_json, iso
+from operators.domain.handoff_tracks import Track, better, render_alerts, render_fact, value_of
 from operators.domain.handoffs import (
     DEFAULT_HANDOFFS,
     Handoff,
     HandoffConfigError,
-    event_time,
+    HandoffMatcher,
     parse_duration,
     parse_handoffs,
 )
-from operators.model import EventType, Milestone, SourceKind, with_changes
-from tests.operators.eventkit import at, carrier, erp, event, released, wms
+from operators.model import EventType, Milestone, SourceKind
+from tests.operators.eventkit import at, carrier, erp, event, ms, released, wms
 
 E, M = EventType, Milestone
 BY_NAME = {handoff.name: handoff for handoff in DEFAULT_HANDOFFS}
@@ -72,11 +73,17 @@ def test_carrier_in_transit_answers_dispatch_to_pickup_and_erp_dispatch_does_not
     assert not handoff.is_from(event(E.SHIPMENT_DISPATCHED, "x", kind=SourceKind.ERP))
 
 
-def test_recorded_time_falls_back_to_received() -> None:
-    gi = with_changes(erp(E.GOODS_ISSUE_POSTED, "gi", occurred=at(1), received=at(9)), recorded_at=None)
-    assert event_time(gi, "recorded_at") == at(9)
-    assert event_time(gi, "occurred_at") == at(1)
-    assert BY_NAME["ship_to_erp"].to_time_of(gi) == at(9)
+def test_matcher_lists_the_handoffs_an_event_takes_part_in() -> None:
+    matcher = HandoffMatcher(DEFAULT_HANDOFFS)
+    dispatch = wms(E.SHIPMENT_DISPATCHED, "d")
+    assert [(index, h.name, is_from, is_to) for index, h, is_from, is_to in matcher(dispatch)] == [
+        (0, "release_to_wms", False, True),
+        (1, "ship_to_erp", True, False),
+        (2, "dispatch_to_pickup", True, False),
+    ]
+    assert matcher(carrier(M.ETA, "eta")) == ()
+    assert matcher(wms(E.SHIPMENT_DISPATCHED, "other")) is matcher(dispatch)  # cached per (type, kind, milestone)
+    assert [h.name for _, h, _, _ in matcher(carrier(M.PICKED_UP, "pu"))] == ["dispatch_to_pickup"]
 
 
 def test_parse_handoffs_reads_a_config_list() -> None:
@@ -180,21 +187,89 @@ def test_handoff_constructor_validates() -> None:
         )
 
 
-def test_track_keeps_the_earliest_times_and_every_to_sighting() -> None:
+def test_track_keeps_the_earliest_times_and_renders_the_fact() -> None:
     handoff = BY_NAME["release_to_wms"]
-    track = HandoffTrack("release_to_wms")
-    assert observe(track, handoff, erp(E.INVOICE_POSTED, "inv")) is None
-    track = observe(track, handoff, wms(E.PACK_CONFIRMED, "pack", recorded=at(50), received=at(51)))  # type: ignore[assignment]
+    track = Track()
+    track.record_to(ms(50), "pack", ms(51))
+    track.version += 1
     assert render_fact(track, handoff, "D1") is None  # no from-time yet
-    track = observe(track, handoff, wms(E.PICK_CONFIRMED, "pick", recorded=at(40), received=at(60)))  # type: ignore[arg-type]
-    track = observe(track, handoff, released("rel", occurred=at(0), order_id="SO1", site="1710"))  # type: ignore[arg-type]
+    assert render_alerts(track, handoff, "D1", ms(10_000)) == []
+    track.record_to(ms(40), "pick", ms(60))
+    track.version += 1
+    assert track.record_from(ms(1), "rel-b") and not track.record_from(ms(1), "rel-z")  # ties by event_id
+    assert track.record_from(ms(1), "rel-a") and track.record_from(ms(0), "rel-c")
+    track.version += 1
+    track.order = better(better(None, (1, ms(5), "w", "PO9")), (0, ms(9), "e", "SO1"))
+    track.site = better(None, (0, ms(0), "rel", "1710"))
     fact = render_fact(track, handoff, "D1")
     assert fact is not None
-    assert (fact.to_event_id, fact.to_at, fact.latency_ms, fact.version) == ("pick", at(40), 40 * 60_000, 3)
-    assert (fact.order_id, fact.site) == ("SO1", "1710")
-    assert [seen.event_id for seen in track.to_seen] == ["pack", "pick"]
-    assert render_alerts(track, handoff, "D1", at(119)) == ()
-    assert render_alerts(track, handoff, "D1", at(500)) == ()  # answered by a to-event received in time
+    assert (fact.from_event_id, fact.from_at, fact.to_event_id, fact.to_at) == ("rel-c", ms(0), "pick", ms(40))
+    assert (fact.latency_ms, fact.sla_ms, fact.breached, fact.clock_skew, fact.version) == (
+        40 * 60_000,
+        7_200_000,
+        False,
+        False,
+        3,
+    )
+    assert (fact.order_id, fact.site) == ("SO1", "1710")  # the ERP's (priority 0) order id
+    assert track.deadline(handoff) == ms(120)
+    assert render_alerts(track, handoff, "D1", ms(119)) == []  # W before the deadline: undecided
+    assert render_alerts(track, handoff, "D1", ms(500)) == []  # answered by a to-event arrived in time
+    assert value_of(None) == ""
+
+
+def test_the_staircase_keeps_the_earliest_to_time_among_those_arrived_before_a_time() -> None:
+    track = Track()
+    track.record_to(ms(100), "late-stamp", ms(10))  # arrived first, stamped latest
+    track.record_to(ms(50), "mid", ms(20))
+    track.record_to(ms(70), "worse", ms(30))  # arrived later with a later to-time: not a step
+    track.record_to(ms(5), "skewed", ms(90))
+    assert [point[2] for point in track.stair] == ["late-stamp", "mid", "skewed"]
+    assert track.first_before(ms(10)) is None  # arrived at 10: not before 10
+    assert track.first_before(ms(11)) == (ms(10), ms(100), "late-stamp")
+    assert track.first_before(ms(60)) == (ms(20), ms(50), "mid")
+    assert track.first_before(ms(1000)) == (ms(90), ms(5), "skewed")
+    assert (track.to_at, track.to_event_id) == (ms(5), "skewed")
+
+
+def test_track_alerts_missing_late_and_in_time() -> None:
+    handoff = BY_NAME["ship_to_erp"]  # 15 min
+    missing = Track(version=1)
+    missing.record_from(ms(0), "disp")
+    [alert] = render_alerts(missing, handoff, "D1", ms(15))
+    assert (alert.rule, alert.state, alert.opened_at, alert.due_at, alert.resolved_at) == (
+        HANDOFF_MISSING,
+        OPEN,
+        ms(15),
+        ms(15),
+        None,
+    )
+    assert alert.alert_id == alert_id(HANDOFF_MISSING, "D1", "ship_to_erp")
+    late = Track(version=2)
+    late.record_from(ms(0), "disp")
+    late.record_to(ms(20), "gi", ms(10))  # arrived before the deadline, stamped after it
+    [alert] = render_alerts(late, handoff, "D1", ms(15))
+    assert (alert.rule, alert.state, alert.resolved_at, alert.version) == (HANDOFF_LATE, RESOLVED, ms(20), 2)
+    in_time = Track(version=2)
+    in_time.record_from(ms(0), "disp")
+    in_time.record_to(ms(14), "gi", ms(14))
+    assert render_alerts(in_time, handoff, "D1", ms(15)) == []
+
+
+def test_an_alert_that_no_longer_applies_is_withdrawn_not_dropped() -> None:
+    handoff = BY_NAME["ship_to_erp"]
+    track = Track(version=2)
+    track.record_from(ms(60), "disp")
+    track.record_to(ms(80), "gi", ms(70))
+    track.alerts = render_alerts(track, handoff, "D1", ms(75))
+    assert [a.rule for a in track.alerts] == [HANDOFF_LATE]
+    track.record_from(ms(0), "earlier")  # the deadline moves to 00:15, before the GI arrived
+    track.version = 3
+    by_rule = {a.rule: a for a in render_alerts(track, handoff, "D1", ms(76))}
+    assert by_rule[HANDOFF_MISSING].resolved_at == ms(80)
+    withdrawn = by_rule[HANDOFF_LATE]
+    assert (withdrawn.state, withdrawn.version, withdrawn.resolved_at) == (RESOLVED, 3, ms(80))
+    assert '"withdrawn":true' in withdrawn.details
 
 
 def test_alert_ids_are_deterministic_and_distinct() -> None:
@@ -205,3 +280,4 @@ def test_alert_ids_are_deterministic_and_distinct() -> None:
     assert details_json(b=1, a=None, at=at(0), sla=timedelta(minutes=1)) == (
         '{"at":"2024-03-01T08:00:00+00:00","b":1,"sla":60000}'
     )
+    assert iso(ms(0)) == "2024-03-01T08:00:00+00:00" and iso(None) is None

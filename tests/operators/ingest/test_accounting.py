@@ -1,18 +1,25 @@
-"""Dedup and per-message accounting (design.md section 4)."""
+"""Dedup and the exact per-message accounting (design.md section 4): split_result, EventDedup,
+SourceTally and its offset-block ingest_stats rows."""
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime
 
+from operators.domain.items import bucket_of
 from operators.ingest.accounting import (
+    BLOCK,
     DEAD_LETTERED,
-    DUPLICATE,
     IGNORED,
-    NORMALIZED,
     Claim,
     EventDedup,
-    MessageTally,
-    bucket_of,
+    Expect,
+    Finished,
+    IngestStats,
+    Judged,
+    SourceTally,
+    TallyItem,
+    count_mapping_warnings,
     split_result,
 )
 from operators.model import (
@@ -29,12 +36,13 @@ from operators.model import (
 from tests.conftest import raw_message
 
 T = datetime(2024, 1, 1, tzinfo=UTC)
+SOURCE = "carrier.webhooks:0"
 
 
-def event(event_id: str, raw_ref: str = "t:0:0") -> CanonicalEvent:
+def event(event_id: str, event_type: EventType = EventType.CARRIER_STATUS) -> CanonicalEvent:
     return CanonicalEvent(
         event_id=event_id,
-        event_type=EventType.CARRIER_STATUS,
+        event_type=event_type,
         source_kind=SourceKind.CARRIER,
         source_format="test",
         source_system="test",
@@ -42,81 +50,189 @@ def event(event_id: str, raw_ref: str = "t:0:0") -> CanonicalEvent:
         recorded_at=None,
         received_at=T,
         time_precision=TimePrecision.S,
-        raw_ref=raw_ref,
+        raw_ref="t:0:0",
     )
 
 
-def claims_for(offset: int, *event_ids: str, received_ms: int = 0) -> list[Claim]:
-    raw = raw_message("{}", topic="carrier.webhooks", offset=offset)
-    split = split_result(raw, ok([event(i, raw.raw_ref) for i in event_ids]), received_ms)
-    assert isinstance(split, list)
-    return split
+def split(offset: int, result: AdapterResult, topic: str = "carrier.webhooks") -> tuple[list[Claim], TallyItem]:
+    return split_result(raw_message("{}", topic=topic, offset=offset), SOURCE, result, 1_000 + offset)
 
 
-def run(messages: list[list[Claim]], ttl_ms: int = 10**12) -> list[str]:
-    dedup, tally = EventDedup(ttl_ms), MessageTally()
-    outcomes = []
-    for claims in messages:
-        outcomes += [o.outcome for o in tally.add(dedup.judge(claims))]
-    return outcomes
+def judge(dedup: EventDedup, claims: list[Claim]) -> list[Judged]:
+    """What a dedup bucket tells the tally: per message, how many events it judged and the new ones."""
+    counts: dict[int, int] = {}
+    new: dict[int, list[str]] = {}
+    for claim in claims:
+        counts[claim.offset] = counts.get(claim.offset, 0) + 1
+        if dedup.is_new(claim.event.event_id, claim.received_ms):
+            new.setdefault(claim.offset, []).append(claim.event.event_type.value)
+    return [Judged(offset, count, tuple(new.get(offset, ()))) for offset, count in counts.items()]
 
 
-def test_history_resend_with_one_new_detail_is_normalized_and_exact_resend_is_duplicate() -> None:
-    first = claims_for(0, "a", "b")
-    resend_plus_one = claims_for(1, "a", "b", "c")
-    exact_resend = claims_for(2, "a", "b", "c")
-    assert run([first, resend_plus_one, exact_resend]) == [NORMALIZED, NORMALIZED, DUPLICATE]
+def account(results: list[AdapterResult], topic: str = "carrier.webhooks") -> tuple[SourceTally, list[IngestStats]]:
+    """Messages at offsets 0.. through split, one dedup and the tally; every row emitted."""
+    dedup, tally, rows = EventDedup(10**12), SourceTally(SOURCE, "run-1"), []
+    for offset, result in enumerate(results):
+        claims, item = split(offset, result, topic)
+        tally.add(item)
+        for judged in judge(dedup, claims):
+            tally.add(judged)
+        rows += tally.rows()
+    return tally, rows
 
 
-def test_new_event_types_are_counted_once() -> None:
-    dedup, tally = EventDedup(10**12), MessageTally()
-    tally.add(dedup.judge(claims_for(0, "a")))
-    (outcome,) = tally.add(dedup.judge(claims_for(1, "a", "b")))
-    assert outcome.new_event_types == ("CARRIER_STATUS",)
+def final(rows: list[IngestStats]) -> dict[tuple[int, str], IngestStats]:
+    """The last row of each (block, topic); versions (`messages`) never go back."""
+    last: dict[tuple[int, str], IngestStats] = {}
+    for row in rows:
+        previous = last.get((row.block, row.topic))
+        assert previous is None or previous.messages < row.messages
+        last[(row.block, row.topic)] = row
+    return last
 
 
-def test_a_message_repeating_an_event_waits_for_one_verdict_per_id() -> None:
-    claims = claims_for(0, "a", "a", "b")
-    assert [c.n_events for c in claims] == [2, 2]
-    assert run([claims]) == [NORMALIZED]
+# -- split_result -------------------------------------------------------------------------------
 
 
-def test_verdicts_from_different_buckets_complete_one_message() -> None:
-    # The flow judges a message's events in different buckets; the tally joins them.
-    claims = claims_for(0, "a", "b", "c")
-    buckets = [EventDedup(10**12) for _ in range(3)]
-    tally = MessageTally()
-    assert tally.add(buckets[0].judge(claims[:1])) == []
-    assert tally.add(buckets[1].judge(claims[1:2])) == []
-    (done,) = tally.add(buckets[2].judge(claims[2:]))
-    assert done.outcome == NORMALIZED
-    assert tally.state.pending == {}  # discarded once complete
+def test_a_message_with_events_is_claimed_once_per_distinct_event() -> None:
+    result = AdapterResult(
+        events=(event("a"), event("a"), event("b")),  # a 214 repeating an AT7
+        warnings=("mapping: gtin 1 unknown", "control: SE01 says 3"),
+    )
+    claims, item = split(7, result)
+    assert [(c.event.event_id, c.source, c.offset, c.received_ms) for c in claims] == [
+        ("a", SOURCE, 7, 1_007),
+        ("b", SOURCE, 7, 1_007),
+    ]
+    assert item == Expect(7, "carrier.webhooks", 2, ("mapping", "control"))
+    assert count_mapping_warnings(result) == 1
 
 
-def test_dedup_forgets_ids_after_the_ttl_of_received_time() -> None:
+def test_dead_letters_and_ignores_are_final_at_once() -> None:
+    raw = raw_message(b"\xff", topic="wms.edi", offset=3)
+    claims, item = split_result(raw, SOURCE, dead(raw, DeadLetterReason.DECODE_ERROR, "x12", "not UTF-8"), 0)
+    assert claims == [] and item == Finished(3, "wms.edi", DEAD_LETTERED, "decode_error", ())
+    claims, item = split_result(raw, SOURCE, ignored("997 acknowledgement", ["control: GE01"]), 0)
+    assert claims == [] and item == Finished(3, "wms.edi", IGNORED, "", ("control",))
+    assert split_result(raw, SOURCE, ok([]), 0)[1] == Finished(3, "wms.edi", IGNORED, "", ())
+
+
+# -- dedup --------------------------------------------------------------------------------------
+
+
+def test_first_sighting_wins() -> None:
     dedup = EventDedup(ttl_ms=1000)
-    assert [v.is_new for v in dedup.judge(claims_for(0, "a", received_ms=0))] == [True]
-    dedup.judge(claims_for(1, "z", received_ms=5000))  # time moves on, "a" is pruned
-    assert "a" not in dedup.state.seen
-    assert [v.is_new for v in dedup.judge(claims_for(2, "a", received_ms=5001))] == [True]
+    assert dedup.is_new("a", 10) and not dedup.is_new("a", 20) and dedup.is_new("b", 5)
+    assert dedup.state.seen == {"a": 10, "b": 5} and dedup.state.newest_ms == 20
 
 
-def test_dead_letters_and_ignores_are_final_outcomes() -> None:
-    raw = raw_message(b"\xff", topic="wms.edi")
-    dead_split = split_result(raw, dead(raw, DeadLetterReason.DECODE_ERROR, "x12", "not UTF-8"), 0)
-    assert not isinstance(dead_split, list)
-    assert (dead_split.outcome, dead_split.dead_reason) == (DEAD_LETTERED, "decode_error")
-    ignored_split = split_result(raw, ignored("business partner"), 0)
-    assert not isinstance(ignored_split, list) and ignored_split.outcome == IGNORED
+def test_dedup_forgets_ids_ttl_after_the_newest_received_time() -> None:
+    dedup = EventDedup(ttl_ms=1000)
+    dedup.is_new("a", 0)
+    dedup.is_new("edge", 4000)
+    dedup.is_new("z", 5000)
+    dedup.prune()
+    assert set(dedup.state.seen) == {"edge", "z"}  # Discarded when: older than newest - ttl
+    assert dedup.is_new("a", 5001)  # a redelivery later than the ttl counts as new again
+    dedup.is_new("y", 5050)
+    dedup.state.seen["old"] = 0
+    dedup.prune()  # at most once per tenth of the ttl: not yet
+    assert "old" in dedup.state.seen
+    dedup.is_new("x", 5100)
+    dedup.prune()
+    assert "old" not in dedup.state.seen and "edge" not in dedup.state.seen
 
 
-def test_mapping_warnings_are_counted() -> None:
-    raw = raw_message("{}")
-    result = AdapterResult(events=(event("a"),), warnings=("mapping: gtin 1 unknown", "control: SE01"))
-    (claim,) = split_result(raw, result, 0)  # type: ignore[misc]
-    assert claim.mapping_warnings == 1
+# -- the tally ----------------------------------------------------------------------------------
 
 
-def test_buckets_are_stable_strings() -> None:
-    assert bucket_of("sap:1", 64) == bucket_of("sap:1", 64)
-    assert {bucket_of(f"id{i}", 64) for i in range(2000)} == {str(i) for i in range(64)}
+def test_each_message_is_exactly_one_outcome() -> None:
+    raw = raw_message("x", topic="carrier.webhooks")
+    _, rows = account(
+        [
+            ok([event("a"), event("b")]),  # normalized, 2 events
+            ok([event("a"), event("b"), event("c", EventType.APPOINTMENT)], ["mapping: site X"]),  # normalized, 1 new
+            ok([event("a"), event("b"), event("c")]),  # every event known: duplicate
+            dead(raw, DeadLetterReason.PARSE_ERROR, "easypost", "bad json"),
+            ignored("tracker.created without details"),
+        ]
+    )
+    [row] = final(rows).values()
+    assert (row.source, row.block, row.topic, row.run_id) == (SOURCE, 0, "carrier.webhooks", "run-1")
+    assert (row.messages, row.raw_in, row.normalized, row.duplicates, row.dead_lettered, row.ignored) == (
+        5,
+        5,
+        2,
+        1,
+        1,
+        1,
+    )
+    assert row.raw_in == row.normalized + row.duplicates + row.dead_lettered + row.ignored
+    assert row.events_out == 3
+    assert row.events_by_type == {"CARRIER_STATUS": 2, "APPOINTMENT": 1}
+    assert row.dead_by_reason == {"parse_error": 1}
+    assert (row.mapping_warnings, row.warnings_by_kind) == (1, {"mapping": 1})
+
+
+def test_verdicts_from_several_buckets_complete_one_message_in_any_order() -> None:
+    claims, expect = split(0, ok([event("a"), event("b"), event("c")]))
+    buckets = [EventDedup(10**12) for _ in range(3)]
+    buckets[2].is_new("c", 0)  # bucket 2 has seen "c" before
+    verdicts = [judged for index, claim in enumerate(claims) for judged in judge(buckets[index], [claim])]
+    tally = SourceTally(SOURCE, "run-1")
+    tally.add(verdicts[0])  # a verdict may overtake the message's Expect
+    tally.add(verdicts[1])
+    assert tally.rows() == [] and tally.open_count() == 1
+    tally.add(expect)
+    assert tally.rows() == [] and tally.state.open[0].events == 3
+    tally.add(verdicts[2])
+    [row] = tally.rows()
+    assert (row.normalized, row.events_out, row.messages) == (1, 2, 1)
+    assert tally.open_count() == 0 and tally.state.open == {}  # Discarded when: every event judged
+
+
+def test_rows_are_per_block_and_topic_with_the_block_s_message_count_as_version() -> None:
+    tally = SourceTally(SOURCE, "run-1")
+    tally.add(Finished(1, "a", IGNORED, "", ()))
+    tally.add(Finished(2, "b", IGNORED, "", ()))
+    tally.add(Finished(BLOCK + 5, "a", DEAD_LETTERED, "schema_error", ()))
+    rows = tally.rows()
+    assert [(r.block, r.topic, r.messages, r.raw_in) for r in rows] == [
+        (0, "a", 2, 1),
+        (0, "b", 2, 1),
+        (BLOCK, "a", 1, 1),
+    ]
+    assert tally.rows() == []  # only the blocks changed since the last call
+    tally.add(Finished(3, "a", IGNORED, "", ()))
+    assert [(r.block, r.topic, r.messages, r.raw_in) for r in tally.rows()] == [(0, "a", 3, 2), (0, "b", 3, 1)]
+
+
+def test_a_complete_block_is_dropped_from_state_once_its_final_rows_are_out() -> None:
+    tally = SourceTally(SOURCE, "run-1")
+    for offset in range(BLOCK - 1):
+        tally.add(Finished(offset, "t", IGNORED, "", ()))
+    tally.add(Finished(BLOCK + 1, "t", IGNORED, "", ()))
+    tally.rows()
+    assert set(tally.state.blocks) == {0, BLOCK}
+    tally.add(Finished(BLOCK - 1, "t", IGNORED, "", ()))
+    [row] = tally.rows()
+    assert (row.block, row.messages, row.raw_in, row.ignored) == (0, BLOCK, BLOCK, BLOCK)
+    assert set(tally.state.blocks) == {BLOCK} and set(tally.state.counts) == {BLOCK}  # Discarded when: complete
+
+
+def test_raw_in_is_the_sum_of_the_outcomes_per_topic() -> None:
+    raw = raw_message("x")
+    results = [
+        ok([event(f"e{i % 4}")]) if i % 3 else dead(raw, DeadLetterReason.SCHEMA_ERROR, "t", "x") for i in range(30)
+    ]
+    results += [ignored("noise")] * 4
+    tally, rows = account(results, topic="carrier.edi")
+    [row] = final(rows).values()
+    assert row.raw_in == 34 == row.normalized + row.duplicates + row.dead_lettered + row.ignored
+    assert (row.normalized, row.duplicates, row.dead_lettered, row.ignored) == (4, 16, 10, 4)
+    assert tally.open_count() == 0
+
+
+def test_buckets_are_stable_and_spread() -> None:
+    assert bucket_of("sap:1", 64) == zlib.crc32(b"sap:1") % 64 == 55  # crc32: the same in every process
+    assert {bucket_of(f"id{i}", 64) for i in range(2000)} == set(range(64))
