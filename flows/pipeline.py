@@ -253,9 +253,8 @@ def build_flow(
     op.output("clickhouse", rows, sink)
 
     if alert_sinks:
-        alerts = op.merge(
-            "alerts", *(_payloads(ALERTS, name, outputs[name]) for name in (ARBITER, LIFECYCLE, INVENTORY))
-        )
+        alerting = (ARBITER, LIFECYCLE, INVENTORY, HEALTH)
+        alerts = op.merge("alerts", *(_payloads(ALERTS, name, outputs[name]) for name in alerting))
         for name, alert_sink in alert_sinks:
             op.output(name, alerts, alert_sink)
     if dead_letter_sink is not None:

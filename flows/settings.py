@@ -109,8 +109,8 @@ class Settings(BaseSettings):
     kafka_give_up_s: Interval = 120.0  # --until-end: stop with an error after the broker is away this long
     create_topics: bool = True  # Kafka: create the missing output topics (dead letters, alerts)
     # Pipeline-health alerts (operators/domain/health.py)
-    feed_silent_factor: Annotated[float, Field(gt=1, le=1000, allow_inf_nan=False)] = 5.0
-    feed_silent_min_minutes: Annotated[float, Field(ge=1, le=100_000, allow_inf_nan=False)] = 10.0
+    feed_silent_factor: Annotated[float, Field(gt=1, le=1000, allow_inf_nan=False)] = 10.0
+    feed_silent_min_minutes: Annotated[float, Field(ge=1, le=100_000, allow_inf_nan=False)] = 30.0
     dead_letter_rate_threshold: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.05
     dead_letter_rate_min_messages: Count = 20
     epoch_interval_s: Interval = 10.0

@@ -154,8 +154,12 @@ class ArbiterLogic:
             summary=f"{count} carrier event(s) without a known delivery after the xref ttl",
         )
         if orphan is None:
+            # The record of a reference lives until `retention` after its last change; a reference
+            # orphaned again after that (a recycled parcel number) is a new finding with its own
+            # id (its first orphaning time is part of it), so its v1 is not hidden behind the old
+            # alert's resolved v2 in ReplacingMergeTree(version).
             alert = Alert(
-                alert_id=alert_id(ORPHAN_CARRIER_EVENT, entity),
+                alert_id=alert_id(ORPHAN_CARRIER_EVENT, entity, f"since:{at_ms}"),
                 rule=ORPHAN_CARRIER_EVENT,
                 handoff="",
                 severity=WARNING,

@@ -34,8 +34,8 @@ GAPS_KEPT = 50
 
 @dataclass(frozen=True)
 class HealthConfig:
-    silent_factor: float = 5.0
-    silent_min_ms: int = 10 * MINUTE_MS
+    silent_factor: float = 10.0
+    silent_min_ms: int = 30 * MINUTE_MS
     silent_min_gaps: int = 10
     dead_letter_rate: float = 0.05
     dead_letter_min_messages: int = 20

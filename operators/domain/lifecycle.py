@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from operators.domain.alerts import OPEN, RESOLVED, Alert, details_json, with_alert
 from operators.domain.delivery_goods import DeliveryGoods
 from operators.domain.delivery_status import TERMINAL, DeliveryStatus, StatusFold, status_of
 from operators.domain.handoff_tracks import Candidate, Track, better, render_alerts, render_fact, value_of
@@ -309,6 +310,7 @@ class LifecycleLogic:
                 self._flush_one(delivery, self._dirty.pop(delivery_id), out)
             if delivery.goods is not None and delivery.goods.in_flight:
                 delivery.goods.expire_in_flight(discard_at, delivery_id, out)
+            out.extend(_expired_alerts(delivery, discard_at))
             del state.deliveries[delivery_id]
 
     def _discard_at(self, delivery: Delivery) -> int:
@@ -369,6 +371,26 @@ class LifecycleLogic:
 
     def delivery_count(self) -> int:
         return len(self.state.deliveries)
+
+
+def _expired_alerts(delivery: Delivery, at_ms: int) -> list[Alert]:
+    """The open alerts of a delivery being discarded, resolved: nothing will answer them now, and
+    they must not stay open in the table forever."""
+    expired = []
+    for track in delivery.tracks:
+        if track is None:
+            continue
+        for alert in track.alerts:
+            if alert.state == OPEN:
+                details = details_json(
+                    expired=True,
+                    summary=f"no event of delivery {delivery.delivery_id} for the retention; "
+                    "its state was discarded with this alert still open",
+                )
+                expired.append(
+                    with_alert(alert, state=RESOLVED, resolved_at=at_ms, details=details, version=alert.version + 1)
+                )
+    return expired
 
 
 def status_row(delivery: Delivery) -> DeliveryStatus:

@@ -540,8 +540,12 @@ def test_open_delivery_is_discarded_after_ninety_idle_days() -> None:
     assert logic.delivery_count() == 1  # not terminal: the 30-day retention does not apply
     lc.advance(ms(1, days=90) - 1)
     assert logic.delivery_count() == 1
-    lc.advance(ms(1, days=90))
+    out = lc.advance(ms(1, days=90))
     assert logic.delivery_count() == 0 and open_alerts(logic) == 0
+    # its open release_to_wms alert is resolved, not left open in the table forever
+    expired = only(out, Alert)
+    assert (expired.alert_id, expired.state, expired.resolved_at) == (RELEASE_TO_WMS_ID, RESOLVED, ms(1, days=90))
+    assert json.loads(expired.details)["expired"] is True
 
 
 def test_new_events_postpone_the_discard() -> None:
