@@ -16,6 +16,7 @@ from typing_extensions import override
 from flows.topology import (
     ARBITER,
     DEDUP,
+    HEALTH,
     INVENTORY,
     LIFECYCLE,
     ORDERED_STAGES,
@@ -96,12 +97,14 @@ def test_balanced_keys_spread_evenly_where_bytewax_runs_them() -> None:
     topology = Topology(sources=("p0",), workers=3)
     keys = [topology.key(stage, bucket) for stage in ORDERED_STAGES for bucket in range(topology.count(stage))]
     placement = bytewax_placement(keys, 3)
-    assert Counter(placement.values()) == {0: 12, 1: 12, 2: 8}  # 8 buckets per stage: 3 + 3 + 2 each
+    # 8 buckets per stage (3 + 3 + 2 each) and 2 of health (1 + 1)
+    assert Counter(placement.values()) == {0: 13, 1: 13, 2: 8}
 
 
 def test_topology_senders_and_keys() -> None:
     topology = Topology(sources=("erp.sap.events:0", "wms.epcis:0"), workers=2, buckets={
-        DEDUP: 2, RESOLUTION: 3, ARBITER: 2, LIFECYCLE: 4, INVENTORY: 1})  # fmt: skip
+        DEDUP: 2, RESOLUTION: 3, ARBITER: 2, LIFECYCLE: 4, INVENTORY: 1, HEALTH: 1})  # fmt: skip
+    assert topology.senders(HEALTH) == ("erp.sap.events:0", "wms.epcis:0")  # the inputs, as dedup
     assert topology.senders(DEDUP) == ("erp.sap.events:0", "wms.epcis:0")
     assert topology.senders(RESOLUTION) == ("dedup/0", "dedup/1")
     assert topology.senders(ARBITER) == ("dedup/0", "dedup/1", "resolution/0", "resolution/1", "resolution/2")
