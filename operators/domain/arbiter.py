@@ -42,12 +42,14 @@ LIFECYCLE = "lifecycle"
 
 
 class Waiting(msgspec.Struct, gc=False, array_like=True):
-    """A registered event. `event` is dropped (None) once it is resolved; the entry stays as a
-    tombstone that turns away the later candidates. Discarded when: W >= expires_ms."""
+    """A registered event. `event` is dropped (None) once it is resolved; an event with several
+    references stays as a tombstone that turns away their later candidates (one with a single
+    reference can have no other). Discarded when: W >= expires_ms, or resolved with one reference."""
 
     event: CanonicalEvent | None
     expires_ms: int
     carrier: bool
+    refs: int = 1
 
 
 class Orphan(msgspec.Struct, gc=False, array_like=True):
@@ -82,7 +84,7 @@ class ArbiterLogic:
             event_id = item.event.event_id
             if event_id in state.waiting:
                 return  # already registered (a replay after a crash sends it again)
-            state.waiting[event_id] = Waiting(item.event, item.expires_ms, is_carrier(item.event))
+            state.waiting[event_id] = Waiting(item.event, item.expires_ms, is_carrier(item.event), item.refs)
             heapq.heappush(state.expiry, (item.expires_ms, event_id))
             if item.expires_ms <= state.now:  # no reference, or registered later than its ttl
                 self._expire(out)
@@ -95,7 +97,10 @@ class ArbiterLogic:
                 delivery_id=item.delivery_id,
                 order_id=waiting.event.order_id or item.order_id or None,
             )
-            waiting.event = None
+            if waiting.refs > 1:
+                waiting.event = None  # a tombstone until the expiry: other references may still answer
+            else:
+                del state.waiting[item.event_id]  # its expiry entry is skipped when popped
             out.append((LIFECYCLE, item.delivery_id, (key[0], item.event_id, 0), Resolved(event, item.via, item.ref)))
         elif isinstance(item, RefLearned):
             orphan = state.orphans.get(item.ref)

@@ -13,6 +13,7 @@ The lifecycle bucket that holds a delivery keeps, per delivery, just enough to s
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import msgspec
@@ -22,23 +23,25 @@ from operators.domain.watermark import OrderKey
 from operators.model import Line
 
 INVENTORY = "inventory"
+_ENCODER = msgspec.msgpack.Encoder()
 
-# (occurred ms, event_id, site, lines)
-Dated = tuple[int, str, str, tuple[Line, ...]]
+# (occurred ms, tie of the event id, site, lines): the earliest wins (ties: operators.domain.items.tie_of)
+Dated = tuple[int, int, str, tuple[Line, ...]]
 
 
 class DeliveryGoods(msgspec.Struct, gc=False, array_like=True):
     """The inventory side of one delivery. Discarded when: with its delivery (lifecycle)."""
 
     release: Dated | None = None  # earliest ERP release with lines
-    issue: Dated | None = None  # earliest ERP goods issue (its lines may be empty)
+    issue: tuple[int, int, str] | None = None  # (occurred, tie, site) of the earliest ERP goods issue
     issue_lines: Dated | None = None  # earliest ERP goods issue with lines
-    sent_issue: tuple[str, int, tuple[Line, ...]] | None = None  # (site, occurred, lines) last sent
+    sent_site: str | None = None  # where the last GoodsIssue went ...
+    sent_digest: int = 0  # ... and a digest of it (site, occurred, lines): re-sent only when it changes
     in_flight: dict[str, tuple[str, tuple[Line, ...]]] = {}  # dispatch event_id -> (site, lines)
     retracted: list[str] = []  # dispatches retracted before they arrived
 
-    def dispatch(self, dated: Dated, key: OrderKey, delivery_id: str, out: list[Any]) -> None:
-        occurred, event_id, site, lines = dated
+    def dispatch(self, event_id: str, dated: Dated, key: OrderKey, delivery_id: str, out: list[Any]) -> None:
+        occurred, _, site, lines = dated
         if self.issue is not None or event_id in self.retracted or not lines or event_id in self.in_flight:
             return
         self.in_flight[event_id] = (site, lines)
@@ -60,7 +63,7 @@ class DeliveryGoods(msgspec.Struct, gc=False, array_like=True):
     def goods_issue(self, dated: Dated, key: OrderKey, delivery_id: str, out: list[Any]) -> None:
         first = self.issue is None
         if self.issue is None or dated[:2] < self.issue[:2]:
-            self.issue = dated
+            self.issue = dated[:3]
         if dated[3] and (self.issue_lines is None or dated[:2] < self.issue_lines[:2]):
             self.issue_lines = dated
         if first:
@@ -81,18 +84,18 @@ class DeliveryGoods(msgspec.Struct, gc=False, array_like=True):
     def _send_issue(self, key: OrderKey, delivery_id: str, out: list[Any]) -> None:
         if self.issue is None:
             return
-        occurred, _, site, _ = self.issue
+        occurred, _, site = self.issue
         if not site:
             return  # a goods issue without a shipping point can't be placed in a site's ledger
         source = self.issue_lines or self.release
         lines = source[3] if source is not None else ()
-        wanted = (site, occurred, lines)
-        if wanted == self.sent_issue:
+        digest = zlib.crc32(_ENCODER.encode((site, occurred, lines)))
+        if digest == self.sent_digest and site == self.sent_site:
             return
-        if self.sent_issue is not None and self.sent_issue[0] != site:
-            old_site = self.sent_issue[0]
+        if self.sent_site is not None and self.sent_site != site:
+            old_site = self.sent_site
             out.append(_send(old_site, key, 2, GoodsIssue(old_site, delivery_id, occurred, ())))
-        self.sent_issue = wanted
+        self.sent_site, self.sent_digest = site, digest
         out.append(_send(site, key, 3, GoodsIssue(site, delivery_id, occurred, lines)))
 
 

@@ -92,8 +92,9 @@ class DeliveryStatus(msgspec.Struct, frozen=True, gc=False, array_like=True):
     version: int
 
 
-# (occurred ms, event_id, status): a status-bearing event, ordered as the fold reads them.
-Sighting = tuple[int, str, str]
+# (occurred ms, tie of the event id, status): a status-bearing event, ordered as the fold reads
+# them (operators.domain.items.tie_of stands in for the event id).
+Sighting = tuple[int, int, str]
 
 
 class StatusFold(msgspec.Struct, gc=False, array_like=True):
@@ -103,11 +104,11 @@ class StatusFold(msgspec.Struct, gc=False, array_like=True):
     failure: Sighting | None = None  # the last failure / exception
     top_rank: int = -1  # the highest progress rank seen ...
     top: Sighting | None = None  # ... and its last sighting
-    # sequence rank -> (occurred ms, event_id, received ms) of its first occurrence
-    firsts: dict[int, tuple[int, str, int]] = {}
+    # sequence rank -> (occurred ms, tie, received ms) of its first occurrence
+    firsts: dict[int, tuple[int, int, int]] = {}
 
-    def add(self, occurred_ms: int, event_id: str, status: str, received_ms: int) -> None:
-        sighting = (occurred_ms, event_id, status)
+    def add(self, occurred_ms: int, tie: int, status: str, received_ms: int) -> None:
+        sighting = (occurred_ms, tie, status)
         if status in TERMINAL:
             if self.terminal is None or sighting > self.terminal:
                 self.terminal = sighting
@@ -121,8 +122,8 @@ class StatusFold(msgspec.Struct, gc=False, array_like=True):
         sequence = SEQUENCE_RANK.get(status)
         if sequence is not None:
             first = self.firsts.get(sequence)
-            if first is None or (occurred_ms, event_id) < first[:2]:
-                self.firsts[sequence] = (occurred_ms, event_id, received_ms)
+            if first is None or (occurred_ms, tie) < first[:2]:
+                self.firsts[sequence] = (occurred_ms, tie, received_ms)
 
     @property
     def status(self) -> str:

@@ -50,9 +50,11 @@ from operators.domain.alerts import (
     with_alert,
 )
 from operators.domain.handoffs import Handoff, SyncLatency
+from operators.domain.items import tie_of
 
-# (priority, occurred ms, event_id, value): the smallest wins, so the choice is order-independent.
-Candidate = tuple[int, int, str, str]
+# (priority, occurred ms, tie of the event id, value): the smallest wins, so the choice is
+# order-independent (operators.domain.items.tie_of).
+Candidate = tuple[int, int, int, str]
 
 _BIG = 2**62
 
@@ -78,8 +80,8 @@ class Track(msgspec.Struct, gc=False, array_like=True):
     from_event_id: str = ""
     to_at: int | None = None
     to_event_id: str = ""
-    # (arrival ms, to-time ms, event_id), arrival ascending, (to-time, event_id) descending.
-    stair: list[tuple[int, int, str]] = []
+    # (arrival ms, to-time ms, tie of the event id), arrival ascending, (to-time, tie) descending.
+    stair: list[tuple[int, int, int]] = []
     order: Candidate | None = None
     site: Candidate | None = None
     emitted: int = 0  # version of the last emitted fact
@@ -99,8 +101,8 @@ class Track(msgspec.Struct, gc=False, array_like=True):
         if self.to_at is None or (at_ms, event_id) < (self.to_at, self.to_event_id):
             self.to_at, self.to_event_id = at_ms, event_id
         stair = self.stair
-        point = (arrival_ms, at_ms, event_id)
-        index = bisect_right(stair, (arrival_ms, _BIG, ""))
+        point = (arrival_ms, at_ms, tie_of(event_id))
+        index = bisect_right(stair, (arrival_ms, _BIG, _BIG))
         if index and stair[index - 1][1:] <= point[1:]:
             return  # an earlier-arriving to-event already has an earlier to-time
         end = index
@@ -108,10 +110,10 @@ class Track(msgspec.Struct, gc=False, array_like=True):
             end += 1
         stair[index:end] = [point]
 
-    def first_before(self, deadline_ms: int) -> tuple[int, int, str] | None:
+    def first_before(self, deadline_ms: int) -> tuple[int, int, int] | None:
         """(arrival, to-time, event_id) with the earliest to-time among to-events that arrived
         before the deadline, or None."""
-        index = bisect_left(self.stair, (deadline_ms, -_BIG, ""))
+        index = bisect_left(self.stair, (deadline_ms, -_BIG, -_BIG))
         return self.stair[index - 1] if index else None
 
 
@@ -205,11 +207,13 @@ def render_alerts(track: Track, handoff: Handoff, delivery_id: str, watermark: i
             resolved_at = max(track.to_at, deadline)
             current.append(_alert(HANDOFF_MISSING, track, handoff, delivery_id, deadline, resolved_at, details))
         elif first is not None:
-            arrival, to_time, event_id = first
+            arrival, to_time, tie = first
             latency_ms = to_time - from_at
+            # The earliest in-time answer is nearly always the earliest answer overall, whose id the
+            # track keeps; the staircase keeps only a tie of the others' ids.
             details = details_json(
                 **base,
-                to_event_id=event_id,
+                to_event_id=track.to_event_id if tie == tie_of(track.to_event_id) else None,
                 to_at=iso(to_time),
                 to_received_at=iso(arrival),
                 latency_ms=latency_ms,

@@ -34,7 +34,7 @@ from operators.domain.delivery_goods import DeliveryGoods
 from operators.domain.delivery_status import TERMINAL, DeliveryStatus, StatusFold, status_of
 from operators.domain.handoff_tracks import Candidate, Track, better, render_alerts, render_fact, value_of
 from operators.domain.handoffs import DEFAULT_HANDOFFS, OCCURRED_AT, Handoff, HandoffMatcher
-from operators.domain.items import Resolved
+from operators.domain.items import Resolved, tie_of
 from operators.domain.watermark import OrderKey
 from operators.formats.timeparse import to_epoch_ms
 from operators.master import EMPTY_MASTER, MasterData
@@ -160,6 +160,7 @@ class LifecycleLogic:
         else:
             discard_before = self._discard_at(delivery)
         event_id, event_type = event.event_id, event.event_type
+        tie = tie_of(event_id)
         occurred = to_epoch_ms(event.occurred_at)
         received = to_epoch_ms(event.received_at)
         recorded = received if event.recorded_at is None else to_epoch_ms(event.recorded_at)
@@ -174,13 +175,13 @@ class LifecycleLogic:
         delivery.last_ms = max(delivery.last_ms, arrival)
         priority = _KIND_PRIORITY.get(event.source_kind, 9)
         if event.order_id:
-            delivery.order = better(delivery.order, (priority, occurred, event_id, event.order_id))
+            delivery.order = better(delivery.order, (priority, occurred, tie, event.order_id))
         if event.site:
-            delivery.site = better(delivery.site, (priority, occurred, event_id, event.site))
+            delivery.site = better(delivery.site, (priority, occurred, tie, event.site))
         self._times(delivery, event, occurred)
         status = status_of(event_type, event.milestone)
         if status is not None:
-            delivery.fold.add(occurred, event_id, status, received)
+            delivery.fold.add(occurred, tie, status, received)
         touched = self._dirty.get(delivery_id)
         if touched is None:
             touched = self._dirty[delivery_id] = set()
@@ -198,11 +199,11 @@ class LifecycleLogic:
                 track.record_to(occurred if handoff.to_time == OCCURRED_AT else recorded, event_id, arrival)
             track.version += 1
             if event.order_id:
-                track.order = better(track.order, (priority, occurred, event_id, event.order_id))
+                track.order = better(track.order, (priority, occurred, tie, event.order_id))
             if event.site:
-                track.site = better(track.site, (priority, occurred, event_id, event.site))
+                track.site = better(track.site, (priority, occurred, tie, event.site))
             touched.add(index)
-        self._goods(delivery, event, occurred, key, out)
+        self._goods(delivery, event, occurred, tie, key, out)
         discard_at = self._discard_at(delivery)
         if discard_before is None or discard_at < discard_before:
             heapq.heappush(state.expiries, (discard_at, delivery_id, 0))
@@ -243,28 +244,27 @@ class LifecycleLogic:
         if event_type == EventType.SHIPMENT_DISPATCHED:
             delivery.dispatched_at = _earliest(delivery.dispatched_at, at)
 
-    def _goods(self, delivery: Delivery, event: CanonicalEvent, occurred: int, key: OrderKey, out: list[Any]) -> None:
-        event_type, kind = event.event_type, event.source_kind
+    def _goods(
+        self, delivery: Delivery, event: CanonicalEvent, occurred: int, tie: int, key: OrderKey, out: list[Any]
+    ) -> None:
+        event_type, kind, delivery_id = event.event_type, event.source_kind, delivery.delivery_id
+        dated = (occurred, tie, event.site or "", event.lines)
         if event_type == EventType.ORDER_RELEASED and kind == SourceKind.ERP:
             if event.lines:
-                goods = self._goods_of(delivery)
-                goods.release_lines(
-                    (occurred, event.event_id, event.site or "", event.lines), key, delivery.delivery_id, out
-                )
+                self._goods_of(delivery).release_lines(dated, key, delivery_id, out)
         elif event_type == EventType.GOODS_ISSUE_POSTED and kind == SourceKind.ERP:
-            goods = self._goods_of(delivery)
-            goods.goods_issue((occurred, event.event_id, event.site or "", event.lines), key, delivery.delivery_id, out)
+            self._goods_of(delivery).goods_issue(dated, key, delivery_id, out)
         elif event_type == EventType.SHIPMENT_DISPATCHED and kind == SourceKind.WMS:
             if event.lines and event.site:
                 goods = self._goods_of(delivery)
-                goods.dispatch((occurred, event.event_id, event.site, event.lines), key, delivery.delivery_id, out)
+                goods.dispatch(event.event_id, dated, key, delivery_id, out)
                 if goods.in_flight:
                     check = delivery.last_ms + self.retention_ms
-                    heapq.heappush(self.state.expiries, (check, delivery.delivery_id, 1))
+                    heapq.heappush(self.state.expiries, (check, delivery_id, 1))
         elif event_type == EventType.EVENT_RETRACTED:
             target = event.attributes.get("retracts")
             if target:
-                self._goods_of(delivery).retract(target, occurred, key, delivery.delivery_id, out)
+                self._goods_of(delivery).retract(target, occurred, key, delivery_id, out)
 
     @staticmethod
     def _goods_of(delivery: Delivery) -> DeliveryGoods:

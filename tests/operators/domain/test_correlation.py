@@ -385,10 +385,13 @@ def test_a_new_orphan_after_the_discard_is_a_new_alert() -> None:
 
 
 def test_an_arbiter_entry_is_a_tombstone_until_its_expiry() -> None:
+    """An event with several references stays as a tombstone (the others may still answer); one
+    with a single reference is let go as soon as it is resolved: it can have no other answer."""
     corr = Correlation()
     corr.feed(ship(minute=0))
-    corr.feed(scan("s1", minute=1))
+    corr.feed(scan("s1", minute=1, bol="BOL7"), scan("single", minute=1))
     assert corr.arbiter.state.waiting["s1"].event is None
+    assert "single" not in corr.arbiter.state.waiting
     corr.send(until=ms(1, days=7) - 1)
     assert "s1" in corr.arbiter.state.waiting
     assert corr.send(until=ms(1, days=7)) == []

@@ -17,6 +17,7 @@ from operators.domain.handoffs import (
     parse_duration,
     parse_handoffs,
 )
+from operators.domain.items import tie_of
 from operators.model import EventType, Milestone, SourceKind
 from tests.operators.eventkit import at, carrier, erp, event, ms, released, wms
 
@@ -224,11 +225,12 @@ def test_the_staircase_keeps_the_earliest_to_time_among_those_arrived_before_a_t
     track.record_to(ms(50), "mid", ms(20))
     track.record_to(ms(70), "worse", ms(30))  # arrived later with a later to-time: not a step
     track.record_to(ms(5), "skewed", ms(90))
-    assert [point[2] for point in track.stair] == ["late-stamp", "mid", "skewed"]
+    # the staircase keeps a tie of each id (operators.domain.items.tie_of), not the id
+    assert [point[2] for point in track.stair] == [tie_of("late-stamp"), tie_of("mid"), tie_of("skewed")]
     assert track.first_before(ms(10)) is None  # arrived at 10: not before 10
-    assert track.first_before(ms(11)) == (ms(10), ms(100), "late-stamp")
-    assert track.first_before(ms(60)) == (ms(20), ms(50), "mid")
-    assert track.first_before(ms(1000)) == (ms(90), ms(5), "skewed")
+    assert track.first_before(ms(11)) == (ms(10), ms(100), tie_of("late-stamp"))
+    assert track.first_before(ms(60)) == (ms(20), ms(50), tie_of("mid"))
+    assert track.first_before(ms(1000)) == (ms(90), ms(5), tie_of("skewed"))
     assert (track.to_at, track.to_event_id) == (ms(5), "skewed")
 
 
