@@ -8,10 +8,10 @@ ReplacingMergeTree(version) and the idempotent webhook collapse the repeats) ins
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+import orjson
 
 # Rules of v1 (design.md 3.5). inventory_mismatch and the pipeline-health rules are raised elsewhere.
 HANDOFF_MISSING = "handoff_missing"
@@ -68,11 +68,8 @@ def details_json(**fields: object) -> str:
     datetimes become ISO 8601 text and timedeltas milliseconds; None values are left out.
     Pass epoch-ms times through `iso()` first.
     """
-    return json.dumps(
-        {key: _plain(value) for key, value in fields.items() if value is not None},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    plain = {key: _plain(value) for key, value in fields.items() if value is not None}
+    return orjson.dumps(plain, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _plain(value: object) -> object:

@@ -60,6 +60,7 @@ class TopicHealth(msgspec.Struct, gc=False, array_like=True):
     gaps: list[int] = []  # the last GAPS_KEPT gaps between minutes with traffic (ms)
     silent: Alert | None = None
     rate: Alert | None = None
+    silent_due: int | None = None  # when feed_silent opens if no traffic comes (None: it cannot)
 
 
 class HealthState(msgspec.Struct, gc=False):
@@ -98,9 +99,12 @@ class HealthLogic:
         if time_ms <= state.now:
             return
         state.now = time_ms
-        self._close_due(time_ms, out)
+        if state.closing and state.closing[0][0] < time_ms:
+            self._close_due(time_ms, out)
         for name in sorted(state.topics):
-            self._check_silence(name, state.topics[name], time_ms, out)
+            topic = state.topics[name]
+            if topic.silent_due is not None and topic.silent_due <= time_ms:
+                self._open_silence(name, topic, out)
 
     def flush(self, out: list[Any]) -> None:
         return None
@@ -128,6 +132,7 @@ class HealthLogic:
                     topic.silent, state=RESOLVED, resolved_at=minute, details=details, version=topic.silent.version + 1
                 )
                 out.append(topic.silent)
+            self._arm_silence(topic)
         end = minute + MINUTE_MS
         topic.hour = [entry for entry in topic.hour if entry[0] > end - HOUR_MS]
         topic.hour.append((minute, messages, dead))
@@ -141,6 +146,8 @@ class HealthLogic:
         high = messages >= config.dead_letter_min_messages and share > config.dead_letter_rate
         alert = topic.rate
         is_open = alert is not None and alert.state == OPEN
+        if high == is_open:
+            return  # nothing changes: no details to build
         details = details_json(
             topic=name,
             messages=messages,
@@ -158,25 +165,31 @@ class HealthLogic:
             topic.rate = with_alert(alert, state=RESOLVED, resolved_at=end, details=details, version=alert.version + 1)
             out.append(topic.rate)
 
-    def _check_silence(self, name: str, topic: TopicHealth, now: int, out: list[Any]) -> None:
+    def _arm_silence(self, topic: TopicHealth) -> None:
+        """After a minute with traffic: when the topic counts as silent if nothing follows (its
+        median gap times the factor, at least the minimum), or None while it has too few gaps."""
         config = self.config
         if topic.last_traffic is None or len(topic.gaps) < config.silent_min_gaps:
-            return  # not a feed that usually carries messages (yet)
+            topic.silent_due = None  # not a feed that usually carries messages (yet)
+            return
+        threshold = max(int(config.silent_factor * median(topic.gaps)), config.silent_min_ms)
+        topic.silent_due = topic.last_traffic + MINUTE_MS + threshold
+
+    def _open_silence(self, name: str, topic: TopicHealth, out: list[Any]) -> None:
+        due, last = topic.silent_due, topic.last_traffic
+        assert due is not None and last is not None
+        topic.silent_due = None  # open until traffic comes back (which re-arms it)
         if topic.silent is not None and topic.silent.state == OPEN:
             return
+        quiet_since = last + MINUTE_MS
         usual = median(topic.gaps)
-        threshold = max(int(config.silent_factor * usual), config.silent_min_ms)
-        quiet_since = topic.last_traffic + MINUTE_MS
-        due = quiet_since + threshold
-        if due > now:
-            return
         version = 1 if topic.silent is None else topic.silent.version + 1
         details = details_json(
             topic=name,
-            last_message_minute=iso(topic.last_traffic),
+            last_message_minute=iso(last),
             median_gap_ms=int(usual),
-            threshold_ms=threshold,
-            summary=f"no message since {iso(quiet_since)}: {config.silent_factor:g} x its median gap",
+            threshold_ms=due - quiet_since,
+            summary=f"no message since {iso(quiet_since)}: {self.config.silent_factor:g} x its median gap",
         )
         topic.silent = _alert(FEED_SILENT, name, due, details, version)
         out.append(topic.silent)
