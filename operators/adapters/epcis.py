@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 
 from operators.adapters.common import decode_json, schema_error
+from operators.adapters.mapping import MasterMapping
 from operators.formats.gs1 import cbv_term, gln_from_location, parse_product_id, sscc_from_id
 from operators.formats.timeparse import TimeParseError, parse_iso
-from operators.master import MasterData, unmapped
+from operators.master import MasterData
 from operators.model import (
     AdapterResult,
     CanonicalEvent,
@@ -33,6 +34,7 @@ from operators.model import (
     RawMessage,
     SourceKind,
     TimePrecision,
+    WarningKind,
     content_id,
     dead,
     ignored,
@@ -70,15 +72,10 @@ class _Unsupported(Exception):
 
 @dataclass
 class _Context:
-    master: MasterData
+    mapping: MasterMapping
     raw: RawMessage
     source_system: str
     creation_date: datetime | None
-    warnings: list[str] = field(default_factory=list)
-
-    def warn(self, text: str) -> None:
-        if text not in self.warnings:
-            self.warnings.append(text)
 
 
 def adapt_epcis(raw: RawMessage, master: MasterData) -> AdapterResult:
@@ -91,7 +88,7 @@ def adapt_epcis(raw: RawMessage, master: MasterData) -> AdapterResult:
         if isinstance(located, str):
             return ignored(located)
         ctx = _Context(
-            master=master,
+            mapping=MasterMapping(master),
             raw=raw,
             source_system=_sender(document),
             creation_date=_opt_time(document, "creationDate", "document")[0],
@@ -110,8 +107,8 @@ def adapt_epcis(raw: RawMessage, master: MasterData) -> AdapterResult:
         return dead(raw, DeadLetterReason.UNSUPPORTED, ADAPTER, str(exc))
     if not events:
         counted = ", ".join(f"{count} {what}" for what, count in skipped.items()) or "empty eventList"
-        return ignored(f"no mapped EPCIS events ({counted})", ctx.warnings)
-    return ok(events, ctx.warnings)
+        return ignored(f"no mapped EPCIS events ({counted})", ctx.mapping.warnings)
+    return ok(events, ctx.mapping.warnings)
 
 
 def _locate_events(document: Any) -> list[tuple[str, Any]] | str:
@@ -237,7 +234,7 @@ def _tz_offset(epcis_event: dict[str, Any], path: str, ctx: _Context) -> str | N
     if offset is None or _TZ_OFFSET.match(offset):
         return offset
     # Informational only (occurred_at comes from eventTime): a bad value is not worth a dead letter.
-    ctx.warn(f"epcis: {path}.eventTimeZoneOffset {offset[:40]!r} is not +hh:mm; dropped")
+    ctx.mapping.warn(WarningKind.BAD_VALUE, f"{path}.eventTimeZoneOffset {offset[:40]!r} is not +hh:mm; dropped")
     return None
 
 
@@ -327,25 +324,22 @@ def _site(epcis_event: dict[str, Any], path: str, ctx: _Context, attributes: dic
         if not location_id:
             raise _SchemaError(f"{path}.{key}.id: missing")
         location_ids[key] = attributes[attribute] = location_id
-    raw_id = location_ids.get("bizLocation") or location_ids.get("readPoint")
-    if raw_id is None or ctx.master.empty:
-        return raw_id
-    site = ctx.master.site_for(raw_id)
-    gln = gln_from_location(raw_id) if site is None else None
-    if gln is not None:
-        site = ctx.master.site_for(gln)
-    if site is None:
-        ctx.warn(f"mapping: epcis location {raw_id} is not in the site master")
-        return unmapped(raw_id)
-    return site
+    key = "bizLocation" if "bizLocation" in location_ids else "readPoint"
+    raw_id = location_ids.get(key)
+    if raw_id is None:
+        return None
+    return ctx.mapping.site(raw_id, f"{path}.{key}.id", alias=gln_from_location)
 
 
 def _lines(
     epcis_event: dict[str, Any], path: str, instance_key: str, quantity_key: str, ctx: _Context
 ) -> tuple[Line, ...]:
-    """Instance EPCs (1 EA each) and quantity elements -> lines summed per (sku, uom).
+    """Instance EPCs and quantity elements -> lines summed per (sku, uom).
 
-    SSCCs (pallets / cases by logistic unit) are containers, not products: they are not lines.
+    An instance EPC is one trade item of its GTIN, and a quantity without `uom` is a count of
+    them (EPCIS 2.0 7.3.3.3): their unit is the product's unit in the master (a case-level GTIN
+    counts cases), `EA` when the product is unknown. SSCCs (pallets / cases by logistic unit)
+    are containers, not products: they are not lines.
     """
     totals: dict[tuple[str, str], float] = {}
     instances = epcis_event.get(instance_key, [])
@@ -356,10 +350,11 @@ def _lines(
             raise _SchemaError(f"{path}.{instance_key}[{index}]: expected a string, got {_kind(epc)}")
         ref = parse_product_id(epc)
         if ref is not None and ref.is_instance:
-            key = (_sku(ref.gtin, ctx), "EA")
+            key = _trade_item(ref.gtin, f"{path}.{instance_key}", ctx)
             totals[key] = totals.get(key, 0.0) + 1.0
         elif sscc_from_id(epc) is None:
-            ctx.warn(f"epcis: {path}.{instance_key}[{index}] {epc[:100]!r} is not a serialized GTIN; not counted")
+            where = f"{path}.{instance_key}[{index}]"
+            ctx.mapping.warn(WarningKind.SKIPPED, f"{where} {epc[:100]!r} is not a serialized GTIN; not counted")
     quantities = epcis_event.get(quantity_key, [])
     if not isinstance(quantities, list):
         raise _SchemaError(f"{path}.{quantity_key}: expected an array, got {_kind(quantities)}")
@@ -373,26 +368,24 @@ def _lines(
         quantity = element.get("quantity")
         if quantity is not None and (isinstance(quantity, bool) or not isinstance(quantity, int | float)):
             raise _SchemaError(f"{where}.quantity: expected a number, got {_kind(quantity)}")
-        uom = _opt_str(element, "uom", where) or "EA"  # no uom: the quantity is a count
+        uom = _opt_str(element, "uom", where)
         ref = parse_product_id(epc_class)
         if ref is None:
-            ctx.warn(f"epcis: {where}.epcClass {epc_class[:100]!r} names no single GTIN; not counted")
+            what = f"{where}.epcClass {epc_class[:100]!r}"
+            ctx.mapping.warn(WarningKind.SKIPPED, f"{what} names no single GTIN; not counted")
         elif quantity is None:
-            ctx.warn(f"epcis: {where} has no quantity; not counted")
+            ctx.mapping.warn(WarningKind.SKIPPED, f"{where} has no quantity; not counted")
         else:
-            key = (_sku(ref.gtin, ctx), uom)
+            sku, count_unit = _trade_item(ref.gtin, f"{path}.{quantity_key}", ctx)
+            key = (sku, uom or count_unit)  # no uom: a count of trade items
             totals[key] = totals.get(key, 0.0) + float(quantity)
     return tuple(Line(sku=sku, quantity=quantity, uom=uom) for (sku, uom), quantity in totals.items())
 
 
-def _sku(gtin: str, ctx: _Context) -> str:
-    if ctx.master.empty:
-        return gtin
-    sku = ctx.master.sku_for_gtin(gtin)
-    if sku is None:
-        ctx.warn(f"mapping: epcis GTIN {gtin} is not in the product master")
-        return unmapped(gtin)
-    return sku
+def _trade_item(gtin: str, where: str, ctx: _Context) -> tuple[str, str]:
+    """(sku, unit of one trade item of this GTIN): the product's unit, else `EA`."""
+    sku, product = ctx.mapping.product_for_gtin(gtin, where)
+    return sku, product.uom if product is not None else "EA"
 
 
 def _sender(document: dict[str, Any]) -> str:

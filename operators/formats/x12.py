@@ -6,14 +6,17 @@ column: real files collapse its space padding. A bare `ST..SE` snippet (no ISA/G
 published samples) is accepted too, with the separators sniffed from the ST segment.
 
 Control numbers and counts (SE01, SE02, GE01, GE02, IEA01, IEA02) are validated, but a mismatch
-is only a warning: public samples get them wrong. Syntax that cannot be read (garbage, an
-unterminated set, a truncated interchange) raises `X12ParseError` naming the segment.
+is only a warning: public samples get them wrong. So are missing or misplaced `GE` / `IEA`
+trailers: every complete `ST..SE` set is read. Syntax that cannot be read (garbage, a set without
+its `SE`, a truncated ISA) raises `X12ParseError` naming the segment and element.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+from operators.model import AdapterWarning, WarningKind
 
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{1,2}")
 _NEWLINES = re.compile(r"\r\n|\r|\n")
@@ -26,8 +29,10 @@ _BLANKS = " \t\r\n"
 # Segment ids seen in the sets we read, known to match `_SEGMENT_ID` (a set lookup is cheaper
 # than the regex); any other tag is still checked by the regex.
 _COMMON_TAGS = frozenset(
-    "ISA IEA GS GE ST SE B10 L11 N1 N2 N3 N4 LX AT7 MS1 MS2 AT8 K1 Q7 W06 W12 W03 W27 G62 N9 W15 W19".split()
+    "ISA IEA GS GE ST SE TA1 B10 L11 N1 N2 N3 N4 LX AT7 MS1 MS2 AT8 K1 Q7 W06 W12 W03 W27 G62 N9 W15 W19".split()
 )
+# Segments that may open the next segment after an ISA: where a truncated ISA ends.
+_AFTER_ISA = ("GS", "ST", "TA1", "IEA")
 
 
 def _is_delimiter(char: str) -> bool:
@@ -105,7 +110,9 @@ class TransactionSet:
 class X12Document:
     separators: Separators
     transaction_sets: tuple[TransactionSet, ...]
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[AdapterWarning, ...] = field(default=())
+    # Interchange acknowledgments (TA1 segments): valid traffic outside any transaction set.
+    interchange_acknowledgments: int = 0
 
 
 def parse_x12(text: str) -> X12Document:
@@ -165,13 +172,17 @@ def _isa_separators(body: str) -> Separators:
     # ISA01..ISA15, then everything after the 16th separator (ISA16 onwards).
     fields = body.split(element, _ISA_ELEMENTS)
     if len(fields) <= _ISA_ELEMENTS:
-        raise X12ParseError("segment 1 (ISA): truncated, fewer than 16 elements")
+        raise X12ParseError(
+            f"segment 1 (ISA): truncated, {len(fields) - 1} elements, 16 expected (ISA{len(fields):02d}..ISA16 missing)"
+        )
     rest = fields[_ISA_ELEMENTS]
     if len(rest) < 2:
-        raise X12ParseError("segment 1 (ISA): truncated after ISA16")
+        raise X12ParseError("segment 1 (ISA): truncated after ISA16, no segment terminator")
     component, terminator = rest[0], rest[1]
     if not _is_delimiter(component) or component == element:
-        raise X12ParseError(f"segment 1 (ISA): ISA16 component separator {component!r} is not a delimiter")
+        raise X12ParseError(
+            _short_isa(body, element) or f"segment 1 (ISA): ISA16 component separator {component!r} is not a delimiter"
+        )
     if terminator in "\r\n":
         terminator = "\n"
     elif not _is_delimiter(terminator) or terminator in (element, component):
@@ -180,6 +191,23 @@ def _isa_separators(body: str) -> Separators:
     # ISA11 is the repetition separator from 00402 on (a `U` before that).
     repetition = isa11 if len(isa11) == 1 and not isa11.isalnum() and isa11 != terminator else None
     return Separators(element=element, segment=terminator, component=component, repetition=repetition)
+
+
+def _short_isa(body: str, element: str) -> str | None:
+    """The error for an ISA that ends before its 16th element (the next segment starts early),
+    else None. Without it, a truncated ISA is reported as an odd ISA16 taken from the GS."""
+    starts = [index for tag in _AFTER_ISA if (index := body.find(tag + element, 4)) > 0]
+    if not starts:
+        return None
+    next_tag = next(tag for tag in _AFTER_ISA if body.startswith(tag + element, min(starts)))
+    header = body[: min(starts)].rstrip(_BLANKS)
+    count = header.count(element)
+    if count >= _ISA_ELEMENTS:
+        return None
+    return (
+        f"segment 1 (ISA): truncated, {count} elements before the {next_tag} segment, 16 expected "
+        f"(ISA{count + 1:02d}..ISA16 missing)"
+    )
 
 
 def _sniff_separators(body: str) -> Separators:
@@ -211,12 +239,16 @@ def _same_number(declared: str, actual: str | int) -> bool:
 
 
 class _Structure:
-    """A small state machine over the segment stream: ISA > GS > ST..SE < GE < IEA."""
+    """A small state machine over the segment stream: ISA > GS > ST..SE < GE < IEA.
+
+    A set must be complete (`ST..SE`); a missing or misplaced `GE` / `IEA` is a `trailer`
+    warning and a wrong count or control number a `control_number` warning, never an error.
+    """
 
     def __init__(self, separators: Separators) -> None:
         self.separators = separators
         self.sets: list[TransactionSet] = []
-        self.warnings: list[str] = []
+        self.warnings: list[AdapterWarning] = []
         self.isa: Segment | None = None
         self.gs: Segment | None = None
         self.st: Segment | None = None
@@ -224,6 +256,7 @@ class _Structure:
         self.groups_in_interchange = 0
         self.sets_in_group = 0
         self.seen_isa = False
+        self.acknowledgments = 0
 
     def build(self, segments: list[Segment]) -> X12Document:
         for segment in segments:
@@ -236,12 +269,18 @@ class _Structure:
         if self.st is not None:
             raise X12ParseError(f"truncated: transaction set ST02={self.st.el(2)!r} ({self.st.describe()}) has no SE")
         if self.gs is not None:
-            raise X12ParseError(f"truncated: functional group GS06={self.gs.el(6)!r} has no GE")
+            self._trailer(f"functional group GS06={self.gs.el(6)!r} ({self.gs.describe()}) has no GE")
         if self.isa is not None:
-            raise X12ParseError(f"truncated: interchange ISA13={self.isa.el(13)!r} has no IEA")
-        if not self.sets:
+            self._trailer(f"interchange ISA13={self.isa.el(13)!r} has no IEA")
+        if not self.sets and not self.acknowledgments:
             raise X12ParseError("no transaction set (ST) found")
-        return X12Document(self.separators, tuple(self.sets), tuple(self.warnings))
+        return X12Document(self.separators, tuple(self.sets), tuple(self.warnings), self.acknowledgments)
+
+    def _control(self, message: str) -> None:
+        self.warnings.append(AdapterWarning(WarningKind.CONTROL_NUMBER, message))
+
+    def _trailer(self, message: str) -> None:
+        self.warnings.append(AdapterWarning(WarningKind.TRAILER, message))
 
     def _in_set(self, segment: Segment) -> None:
         assert self.st is not None
@@ -258,18 +297,23 @@ class _Structure:
     def _outside_set(self, segment: Segment) -> None:
         tag = segment.tag
         if tag == "ISA":
-            if self.isa is not None:
-                raise X12ParseError(f"{segment.describe()}: previous interchange has no IEA")
             if len(segment.elements) < _ISA_ELEMENTS:
-                raise X12ParseError(f"{segment.describe()}: ISA has {len(segment.elements)} elements, not 16")
+                count = len(segment.elements)
+                missing = f"ISA{count + 1:02d}..ISA16 missing"
+                raise X12ParseError(f"{segment.describe()}: truncated, {count} elements, 16 expected ({missing})")
+            if self.gs is not None:
+                self._trailer(f"{segment.describe()}: group GS06={self.gs.el(6)!r} has no GE before the next ISA")
+                self.gs = None
+            if self.isa is not None:
+                self._trailer(f"{segment.describe()}: interchange ISA13={self.isa.el(13)!r} has no IEA before it")
             self.isa, self.seen_isa, self.groups_in_interchange = segment, True, 0
         elif tag == "IEA":
             self._close_interchange(segment)
         elif tag == "GS":
             if self.gs is not None:
-                raise X12ParseError(f"{segment.describe()}: previous group GS06={self.gs.el(6)!r} has no GE")
+                self._trailer(f"{segment.describe()}: group GS06={self.gs.el(6)!r} has no GE before it")
             if self.seen_isa and self.isa is None:
-                raise X12ParseError(f"{segment.describe()}: GS outside an interchange (after IEA)")
+                self._trailer(f"{segment.describe()}: GS outside an interchange (after its IEA)")
             self.gs, self.sets_in_group = segment, 0
             self.groups_in_interchange += 1
         elif tag == "GE":
@@ -278,10 +322,12 @@ class _Structure:
             if not segment.el(1):
                 raise X12ParseError(f"{segment.describe()}: ST01 transaction set id is empty")
             if self.seen_isa and self.isa is None:
-                raise X12ParseError(f"{segment.describe()}: ST outside an interchange (after IEA)")
-            if self.isa is not None and self.gs is None:
-                self.warnings.append(f"control: {segment.describe()} ST is not inside a GS group")
+                self._trailer(f"{segment.describe()}: ST outside an interchange (after its IEA)")
+            elif self.isa is not None and self.gs is None:
+                self._control(f"{segment.describe()} ST is not inside a GS group")
             self.st, self.body = segment, []
+        elif tag == "TA1" and self.isa is not None:
+            self.acknowledgments += 1  # an interchange acknowledgment: no set, no logistics meaning
         elif tag == "SE":
             raise X12ParseError(f"{segment.describe()}: SE without a matching ST")
         else:
@@ -293,9 +339,9 @@ class _Structure:
         count = len(self.body) + 2  # SE01 counts ST..SE inclusive
         st02, se01, se02 = st.el(2), se.el(1), se.el(2)
         if not _same_number(se01, count):
-            self.warnings.append(f"control: SE01={se01!r} but set ST02={st02!r} has {count} segments")
+            self._control(f"SE01={se01!r} but set ST02={st02!r} has {count} segments")
         if se02 != st02:
-            self.warnings.append(f"control: SE02={se02!r} does not match ST02={st02!r}")
+            self._control(f"SE02={se02!r} does not match ST02={st02!r}")
         self.sets.append(
             TransactionSet(
                 set_id=st.el(1),
@@ -310,26 +356,25 @@ class _Structure:
 
     def _close_group(self, ge: Segment) -> None:
         if self.gs is None:
-            raise X12ParseError(f"{ge.describe()}: GE without a matching GS")
+            self._trailer(f"{ge.describe()}: GE without a matching GS")
+            return
         if not _same_number(ge.el(1), self.sets_in_group):
-            self.warnings.append(
-                f"control: GE01={ge.el(1)!r} but group GS06={self.gs.el(6)!r} has {self.sets_in_group} sets"
-            )
+            self._control(f"GE01={ge.el(1)!r} but group GS06={self.gs.el(6)!r} has {self.sets_in_group} sets")
         if not _same_number(ge.el(2), self.gs.el(6)):
-            self.warnings.append(f"control: GE02={ge.el(2)!r} does not match GS06={self.gs.el(6)!r}")
+            self._control(f"GE02={ge.el(2)!r} does not match GS06={self.gs.el(6)!r}")
         self.gs = None
 
     def _close_interchange(self, iea: Segment) -> None:
-        if self.isa is None:
-            raise X12ParseError(f"{iea.describe()}: IEA without a matching ISA")
         if self.gs is not None:
-            raise X12ParseError(f"{iea.describe()}: group GS06={self.gs.el(6)!r} has no GE before IEA")
+            self._trailer(f"{iea.describe()}: group GS06={self.gs.el(6)!r} has no GE before IEA")
+            self.gs = None
+        if self.isa is None:
+            self._trailer(f"{iea.describe()}: IEA without a matching ISA")
+            return
         if not _same_number(iea.el(1), self.groups_in_interchange):
-            self.warnings.append(
-                f"control: IEA01={iea.el(1)!r} but interchange has {self.groups_in_interchange} groups"
-            )
+            self._control(f"IEA01={iea.el(1)!r} but interchange has {self.groups_in_interchange} groups")
         if not _same_number(iea.el(2), self.isa.el(13)):
-            self.warnings.append(f"control: IEA02={iea.el(2)!r} does not match ISA13={self.isa.el(13)!r}")
+            self._control(f"IEA02={iea.el(2)!r} does not match ISA13={self.isa.el(13)!r}")
         self.isa = None
 
     def _envelope(self) -> Envelope:

@@ -76,10 +76,16 @@ class ResolvedTime:
     zone: str  # the zone used: an E623 code's offset / IANA name, or the local fallback
     local: bool  # read as local time (code absent, `LT` or unknown): the zone is an assumption
     known_code: bool  # False when the time code is not in E623 (read as local time)
+    wall: datetime  # the date and time as written, naive
 
 
 def is_known_time_code(code: str) -> bool:
     return code in FIXED_OFFSETS or code in GENERIC_ZONES or code in LOCAL_CODES
+
+
+def names_a_zone(code: str) -> bool:
+    """True when an E623 code (stripped, upper case) says the zone itself: not local time."""
+    return code in FIXED_OFFSETS or code in GENERIC_ZONES
 
 
 @lru_cache(maxsize=64)
@@ -185,8 +191,9 @@ def to_utc(
     if zone is None:
         zone = UTC
     # fold=0: an ambiguous wall time in the autumn DST overlap is read as the first one.
-    instant = datetime.combine(day, clock, tzinfo=zone).astimezone(UTC)
-    return ResolvedTime(instant, precision, zone_name, local, is_known_time_code(code))
+    wall = datetime.combine(day, clock)  # the wall time as written (naive), kept for the record
+    instant = wall.replace(tzinfo=zone).astimezone(UTC)
+    return ResolvedTime(instant, precision, zone_name, local, is_known_time_code(code), wall)
 
 
 def group_timestamp(group_date: str | None, group_time: str | None) -> datetime | None:

@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from operators.model import AdapterResult, CanonicalEvent, RawMessage
+from operators.model import AdapterResult, CanonicalEvent, RawMessage, WarningKind
 
 NORMALIZED = "normalized"
 DUPLICATE = "duplicate"
@@ -58,7 +58,7 @@ class Verdict:
 
 
 def count_mapping_warnings(result: AdapterResult) -> int:
-    return sum(1 for warning in result.warnings if warning.startswith("mapping"))
+    return sum(1 for warning in result.warnings if warning.kind is WarningKind.MAPPING)
 
 
 def split_result(raw: RawMessage, result: AdapterResult, received_ms: int) -> list[Claim] | MessageOutcome:

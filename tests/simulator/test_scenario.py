@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 
 from operators.formats.master_csv import parse_master
 from operators.formats.timeparse import to_epoch_ms
-from operators.ingest.accounting import DUPLICATE, NORMALIZED, EventDedup, MessageOutcome, MessageTally, split_result
+from operators.ingest.accounting import (
+    DUPLICATE,
+    NORMALIZED,
+    EventDedup,
+    MessageOutcome,
+    MessageTally,
+    count_mapping_warnings,
+    split_result,
+)
 from operators.ingest.normalize import DEFAULT_TOPIC_ADAPTERS, Normalizer
 from operators.model import CanonicalEvent, RawMessage
 from simulator.scenario import Scenario, SimConfig, SimRecord, iter_records, simulate
@@ -171,7 +179,7 @@ def _replay(scenario: Scenario) -> tuple[list[MessageOutcome], dict[str, Canonic
     for offset, record in enumerate(scenario.records):
         raw = RawMessage(record.topic, 0, offset, record.key, record.value, record.received_at)
         result = normalize(raw)
-        mapping_warnings += sum(1 for warning in result.warnings if warning.startswith("mapping"))
+        mapping_warnings += count_mapping_warnings(result)
         split = split_result(raw, result, to_epoch_ms(record.received_at))
         if isinstance(split, MessageOutcome):
             outcomes.append(split)

@@ -17,11 +17,13 @@ from operators.ingest.accounting import (
 )
 from operators.model import (
     AdapterResult,
+    AdapterWarning,
     CanonicalEvent,
     DeadLetterReason,
     EventType,
     SourceKind,
     TimePrecision,
+    WarningKind,
     dead,
     ignored,
     ok,
@@ -112,7 +114,11 @@ def test_dead_letters_and_ignores_are_final_outcomes() -> None:
 
 def test_mapping_warnings_are_counted() -> None:
     raw = raw_message("{}")
-    result = AdapterResult(events=(event("a"),), warnings=("mapping: gtin 1 unknown", "control: SE01"))
+    warnings = (
+        AdapterWarning(WarningKind.MAPPING, "GTIN 1 (event.epcList) not in the product master"),
+        AdapterWarning(WarningKind.CONTROL_NUMBER, "SE01='3' but set ST02='1' has 4 segments"),
+    )
+    result = AdapterResult(events=(event("a"),), warnings=warnings)
     (claim,) = split_result(raw, result, 0)  # type: ignore[misc]
     assert claim.mapping_warnings == 1
 
