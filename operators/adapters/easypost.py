@@ -6,26 +6,37 @@ API returns it). Every `tracking_details[]` entry is one CARRIER_STATUS event. E
 the whole history on every update, so the event id is a hash of the detail's content (design.md
 2.5), never the webhook id: a resent history collapses in dedup.
 
-Milestones from `status` / `status_detail` (first matching row wins):
+Milestones from `status` / `status_detail` and the history before the detail (first matching
+row wins). "Picked up" = an earlier detail of the history (by `datetime`) was a pickup or any
+later movement; "out for delivery" = an earlier detail was OUT_FOR_DELIVERY.
 
 | status | condition | milestone |
 |---|---|---|
-| pre_transit, in_transit | a pickup scan (below) | PICKED_UP |
+| pre_transit, in_transit | a pickup scan (below), not yet out for delivery | PICKED_UP |
+| pre_transit, in_transit | status_detail `received_at_origin_facility`, not yet picked up | PICKED_UP |
+| pre_transit | status_detail `received_at_origin_facility` (after pickup: an arrival scan) | IN_TRANSIT |
 | pre_transit | | ACKNOWLEDGED |
 | in_transit | status_detail `arrived_at_destination` | ARRIVED |
 | in_transit | status_detail `out_for_delivery` | OUT_FOR_DELIVERY |
-| in_transit | | IN_TRANSIT |
+| in_transit | (incl. `received_at_origin_facility` after pickup) | IN_TRANSIT |
 | out_for_delivery | | OUT_FOR_DELIVERY |
 | delivered | | DELIVERED |
 | available_for_pickup | | ARRIVED |
 | return_to_sender | | RETURNED |
 | failure | status_detail `delivery_exception` | DELIVERY_FAILED |
+| failure | a failed attempt (below) | DELIVERY_FAILED |
 | failure | | EXCEPTION |
 | cancelled | | CANCELLED |
 | unknown, error, anything else | | UNKNOWN |
 
-A pickup scan: carrier_code `PU` (FedEx, e.g. with status_detail `arrived_at_facility`),
-status_detail `received_at_origin_facility`, or a message saying "picked up" (not "to be picked up").
+A pickup scan: carrier_code `PU` (FedEx, e.g. with status_detail `arrived_at_facility`) or a
+message saying "picked up" (not "to be picked up"). Why the history: real carriers bend
+EasyPost's statuses. FedEx labels every "Arrived at FedEx location" scan
+`received_at_origin_facility`, even at the destination station after out-for-delivery, and
+reports a failed delivery attempt ("Customer not available or business closed") as `failure` /
+`delayed`. A failed attempt: a message with "attempt", "not available", "business closed", "no
+access", "unable to deliver" or "no one home"; or, once out for delivery, a `failure` whose
+status_detail says nothing more (`delayed`, `failure`, `unknown`, none), not `damaged`, `lost`...
 """
 
 from __future__ import annotations
@@ -76,6 +87,25 @@ _STATUS_MILESTONES: Mapping[str, Milestone] = {
 _PICKUP_CARRIER_CODES = frozenset({"PU"})
 # "Picked up", "USPS picked up item", but not "will be picked up" / "ready to be picked up".
 _PICKED_UP = re.compile(r"(?<!be )\bpicked up\b", re.IGNORECASE)
+# A failed delivery attempt in the carrier's words (FedEx: "Customer not available or business closed").
+_FAILED_ATTEMPT = re.compile(
+    r"attempt|not available|business (?:was )?closed|no access|unable to deliver|no one (?:was )?(?:home|available)",
+    re.IGNORECASE,
+)
+# `failure` details that say nothing more: on a delivery run they are the failed attempt (FedEx
+# `delayed`); `damaged`, `lost`, `refused`, `held` ... stay exceptions.
+_VAGUE_FAILURES = frozenset({"delayed", "failure", "unknown", ""})
+# Milestones after which the parcel has been picked up (an arrival scan is no pickup any more).
+_MOVING = frozenset(
+    {
+        Milestone.PICKED_UP,
+        Milestone.IN_TRANSIT,
+        Milestone.ARRIVED,
+        Milestone.OUT_FOR_DELIVERY,
+        Milestone.DELIVERY_FAILED,
+        Milestone.DELIVERED,
+    }
+)
 
 
 class _Invalid(Exception):
@@ -92,20 +122,40 @@ class _Tracker:
     template: EventTemplate  # the CARRIER_STATUS fields every detail's event shares
 
 
-def milestone_for(status: str, status_detail: str, carrier_code: str, message: str) -> Milestone:
-    """The canonical milestone of one tracking detail (table in the module docstring)."""
-    status, status_detail = status.lower(), status_detail.lower()
-    if status in {"pre_transit", "in_transit"} and (
-        carrier_code.upper() in _PICKUP_CARRIER_CODES
-        or status_detail == "received_at_origin_facility"
-        or _PICKED_UP.search(message)
-    ):
-        return Milestone.PICKED_UP
+def milestone_for(
+    status: str,
+    status_detail: str,
+    carrier_code: str,
+    message: str,
+    *,
+    picked_up: bool = False,
+    out_for_delivery: bool = False,
+) -> Milestone:
+    """The canonical milestone of one tracking detail (table in the module docstring), given
+    whether an earlier detail of the history had the parcel picked up / out for delivery."""
+    return _milestone(status.lower(), status_detail.lower(), carrier_code.upper(), message, picked_up, out_for_delivery)
+
+
+@functools.lru_cache(maxsize=4096)  # a few hundred distinct combinations; every detail asks
+def _milestone(
+    status: str, status_detail: str, carrier_code: str, message: str, picked_up: bool, out_for_delivery: bool
+) -> Milestone:
+    if status in {"pre_transit", "in_transit"}:
+        pickup_scan = carrier_code in _PICKUP_CARRIER_CODES or _PICKED_UP.search(message) is not None
+        if pickup_scan and not out_for_delivery:
+            return Milestone.PICKED_UP
+        if status_detail == "received_at_origin_facility":
+            # An arrival scan: the pickup only when nothing moved before it.
+            return Milestone.IN_TRANSIT if picked_up or out_for_delivery else Milestone.PICKED_UP
     if status == "in_transit" and status_detail == "arrived_at_destination":
         return Milestone.ARRIVED
     if status == "in_transit" and status_detail == "out_for_delivery":
         return Milestone.OUT_FOR_DELIVERY
-    if status == "failure" and status_detail == "delivery_exception":
+    if status == "failure" and (
+        status_detail == "delivery_exception"
+        or (out_for_delivery and status_detail in _VAGUE_FAILURES)
+        or _FAILED_ATTEMPT.search(message) is not None
+    ):
         return Milestone.DELIVERY_FAILED
     return _STATUS_MILESTONES.get(status, Milestone.UNKNOWN)
 
@@ -172,45 +222,87 @@ def _tracker_events(raw: RawMessage, tracker: _Json, recorded_at: datetime, webh
         raw_ref=raw.raw_ref,
     )
     shared = _Tracker(tracking_code, carrier, attributes, template)
-    events: dict[str, CanonicalEvent] = {}
+    read: list[_Detail] = []
     for index, detail in enumerate(details):
         if not isinstance(detail, dict):
             raise _Invalid(f"Tracker.tracking_details[{index}]: expected an object, got {describe(detail)}")
-        event = _detail_event(shared, detail, index)
+        read.append(_read_detail(shared, detail, index))
+    # A detail's milestone depends on the history before it: walk it in time order (EasyPost
+    # lists it oldest first, but nothing guarantees that), then keep the webhook's order.
+    milestones: list[Milestone] = [Milestone.UNKNOWN] * len(read)
+    picked_up = out_for_delivery = False
+    for index in sorted(range(len(read)), key=lambda i: read[i].occurred_at):
+        item = read[index]
+        milestone = milestone_for(
+            item.status,
+            item.status_detail,
+            item.carrier_code,
+            item.message,
+            picked_up=picked_up,
+            out_for_delivery=out_for_delivery,
+        )
+        milestones[index] = milestone
+        picked_up = picked_up or milestone in _MOVING
+        out_for_delivery = out_for_delivery or milestone is Milestone.OUT_FOR_DELIVERY
+    events: dict[str, CanonicalEvent] = {}
+    for item, milestone in zip(read, milestones, strict=True):
         # Two identical details in one history are one fact.
-        events.setdefault(event.event_id, event)
+        if item.event_id not in events:
+            events[item.event_id] = _detail_event(shared, item, milestone)
     return ok(list(events.values()))
 
 
-def _detail_event(tracker: _Tracker, detail: _Json, index: int) -> CanonicalEvent:
+@dataclass(frozen=True, slots=True)
+class _Detail:
+    """One tracking detail, read and checked."""
+
+    event_id: str
+    occurred_at: datetime
+    status: str
+    status_detail: str
+    carrier_code: str
+    message: str
+    location: object
+
+
+def _read_detail(tracker: _Tracker, detail: _Json, index: int) -> _Detail:
     when = detail.get("datetime")
     occurred_at = _time(when, f"{_where(index)}.datetime")  # raises unless `when` is valid ISO 8601 text
     status = _text(detail, "status", index)
     status_detail = _text(detail, "status_detail", index)
-    carrier_code = _text(detail, "carrier_code", index)
     message = _text(detail, "message", index)
-    event_id, milestone = _identity(
-        tracker.carrier, tracker.tracking_code, str(when), status, status_detail, carrier_code, message
+    event_id = _identity(tracker.carrier, tracker.tracking_code, str(when), status, status_detail, message)
+    return _Detail(
+        event_id,
+        occurred_at,
+        status,
+        status_detail,
+        _text(detail, "carrier_code", index),
+        message,
+        detail.get("tracking_location"),
     )
+
+
+def _detail_event(tracker: _Tracker, detail: _Detail, milestone: Milestone) -> CanonicalEvent:
     attributes = tracker.attributes.copy()
-    if message:
-        attributes["message"] = message
-    if status:
-        attributes["easypost_status"] = status  # the raw status behind the milestone
+    if detail.message:
+        attributes["message"] = detail.message
+    if detail.status:
+        attributes["easypost_status"] = detail.status  # the raw status behind the milestone
     return tracker.template.event(
-        event_id=event_id,
-        occurred_at=occurred_at,
+        event_id=detail.event_id,
+        occurred_at=detail.occurred_at,
         milestone=milestone,
         # Test-mode and some carriers send an empty carrier_code: fall back to the detail.
-        status_code=carrier_code or status_detail or status or None,
-        reason_code=status_detail or None,
-        location=_location(detail.get("tracking_location")),
+        status_code=detail.carrier_code or detail.status_detail or detail.status or None,
+        reason_code=detail.status_detail or None,
+        location=_location(detail.location),
         attributes=attributes,
     )
 
 
 # EasyPost resends a tracker's whole history on every update: the same detail comes back many
-# times, and its id and milestone are pure functions of these strings, so remember recent ones
+# times, and its id is a pure function of these strings, so remember recent ones
 # (resends come soon after: on the benchmark 4096 entries already catch every repeat).
 @functools.lru_cache(maxsize=8192)
 def _identity(
@@ -219,14 +311,12 @@ def _identity(
     when: str,
     status: str,
     status_detail: str,
-    carrier_code: str,
     message: str,
-) -> tuple[str, Milestone]:
-    """(event id, milestone) of a detail whose `datetime` is the valid ISO 8601 string `when`."""
+) -> str:
+    """The event id of a detail whose `datetime` is the valid ISO 8601 string `when`."""
     occurred_at = parse_iso(when)[0]
     # Content identity (design.md 2.5): the same scan resent in a later webhook gets the same id.
-    event_id = content_id("easypost", carrier, tracking_code, occurred_at.isoformat(), status, status_detail, message)
-    return event_id, milestone_for(status, status_detail, carrier_code, message)
+    return content_id("easypost", carrier, tracking_code, occurred_at.isoformat(), status, status_detail, message)
 
 
 def _location(value: object) -> str | None:
