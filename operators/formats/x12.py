@@ -14,7 +14,8 @@ its `SE`, a truncated ISA) raises `X12ParseError` naming the segment and element
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+
+import msgspec
 
 from operators.model import AdapterWarning, WarningKind
 
@@ -45,32 +46,40 @@ class X12ParseError(ValueError):
     """Input that is not readable X12; the message names the segment and what was wrong."""
 
 
-@dataclass(frozen=True, slots=True)
-class Separators:
+# The structures below are msgspec Structs rather than frozen dataclasses: a message makes one
+# Segment per segment, and a Struct is built several times faster (no `object.__setattr__`).
+
+
+class Separators(msgspec.Struct, frozen=True, gc=False):
     element: str
     segment: str  # "\n" means: one segment per line
     component: str | None = None
     repetition: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """One segment. `elements[0]` is element 01 (the tag is not an element)."""
+class Segment(msgspec.Struct, frozen=True, gc=False):
+    """One segment. `fields[0]` is the tag as written, `fields[i]` element i (as in `AT705`),
+    with its padding: `el()` strips it (the split list is kept as it is: no copy per segment)."""
 
     tag: str
-    elements: tuple[str, ...]
+    fields: list[str]
     position: int  # 1-based ordinal of the segment in the message, for error messages
+
+    @property
+    def elements(self) -> tuple[str, ...]:
+        """Elements 01.. as written (padding kept)."""
+        return tuple(self.fields[1:])
 
     def el(self, index: int) -> str:
         """Element `index` (1-based, as in `AT705`), stripped of space padding; "" if absent."""
-        elements = self.elements
-        if 1 <= index <= len(elements):
-            return elements[index - 1].strip()
+        fields = self.fields
+        if 0 < index < len(fields):
+            return fields[index].strip()
         return ""
 
     def els(self, count: int) -> list[str]:
         """Elements 1..`count` as `el()` reads them (stripped, "" if absent), in one call."""
-        values = [element.strip() for element in self.elements[:count]]
+        values = [element.strip() for element in self.fields[1 : count + 1]]
         if len(values) < count:
             values += [""] * (count - len(values))
         return values
@@ -79,8 +88,7 @@ class Segment:
         return f"segment {self.position} ({self.tag})"
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(msgspec.Struct, frozen=True, gc=False):
     """The interchange (ISA) and functional group (GS) around a transaction set; None if absent."""
 
     sender_id: str | None = None  # ISA06
@@ -94,11 +102,10 @@ class Envelope:
     version: str | None = None  # GS08
 
 
-@dataclass(frozen=True, slots=True)
-class TransactionSet:
+class TransactionSet(msgspec.Struct, frozen=True, gc=False):
     set_id: str  # ST01, e.g. "214"
     control_number: str  # ST02
-    body: tuple[Segment, ...]  # the segments between ST and SE
+    body: list[Segment]  # the segments between ST and SE
     envelope: Envelope
     position: int  # position of the ST segment
 
@@ -106,11 +113,10 @@ class TransactionSet:
         return f"{self.set_id} set ST02={self.control_number}"
 
 
-@dataclass(frozen=True, slots=True)
-class X12Document:
+class X12Document(msgspec.Struct, frozen=True, gc=False):
     separators: Separators
     transaction_sets: tuple[TransactionSet, ...]
-    warnings: tuple[AdapterWarning, ...] = field(default=())
+    warnings: tuple[AdapterWarning, ...] = ()
     # Interchange acknowledgments (TA1 segments): valid traffic outside any transaction set.
     interchange_acknowledgments: int = 0
 
@@ -150,16 +156,21 @@ def tokenize(text: str) -> tuple[Separators, list[Segment]]:
         pieces = body.replace("\r", "").replace("\n", "").split(separators.segment)
     element = separators.element
     segments: list[Segment] = []
+    append = segments.append
+    position = 0
     for piece in pieces:
-        stripped = piece.strip(_BLANKS)
-        if not stripped:
-            continue
-        parts = stripped.split(element)
-        tag = parts[0].strip()
-        position = len(segments) + 1
-        if tag not in _COMMON_TAGS and not _SEGMENT_ID.fullmatch(tag):
-            raise X12ParseError(f"segment {position}: {tag[:20]!r} is not a segment id (in {stripped[:40]!r})")
-        segments.append(Segment(tag, tuple(parts[1:]), position))
+        parts = piece.split(element)
+        tag = parts[0]
+        if tag not in _COMMON_TAGS:  # blanks around the segment, an empty piece, a rarer tag
+            stripped = piece.strip(_BLANKS)
+            if not stripped:
+                continue
+            parts = stripped.split(element)
+            tag = parts[0].strip()
+            if tag not in _COMMON_TAGS and not _SEGMENT_ID.fullmatch(tag):
+                raise X12ParseError(f"segment {position + 1}: {tag[:20]!r} is not a segment id (in {stripped[:40]!r})")
+        position += 1
+        append(Segment(tag, parts, position))
     return separators, segments
 
 
@@ -257,6 +268,7 @@ class _Structure:
         self.sets_in_group = 0
         self.seen_isa = False
         self.acknowledgments = 0
+        self.envelope: Envelope | None = None  # of the current ISA and GS, made for their first set
 
     def build(self, segments: list[Segment]) -> X12Document:
         for segment in segments:
@@ -296,9 +308,11 @@ class _Structure:
 
     def _outside_set(self, segment: Segment) -> None:
         tag = segment.tag
+        if tag != "ST":
+            self.envelope = None  # an envelope segment: the next set's envelope may differ
         if tag == "ISA":
-            if len(segment.elements) < _ISA_ELEMENTS:
-                count = len(segment.elements)
+            if len(segment.fields) <= _ISA_ELEMENTS:
+                count = len(segment.fields) - 1
                 missing = f"ISA{count + 1:02d}..ISA16 missing"
                 raise X12ParseError(f"{segment.describe()}: truncated, {count} elements, 16 expected ({missing})")
             if self.gs is not None:
@@ -346,8 +360,8 @@ class _Structure:
             TransactionSet(
                 set_id=st.el(1),
                 control_number=st02,
-                body=tuple(self.body),
-                envelope=self._envelope(),
+                body=self.body,
+                envelope=self._current_envelope(),
                 position=st.position,
             )
         )
@@ -376,6 +390,11 @@ class _Structure:
         if not _same_number(iea.el(2), self.isa.el(13)):
             self._control(f"IEA02={iea.el(2)!r} does not match ISA13={self.isa.el(13)!r}")
         self.isa = None
+
+    def _current_envelope(self) -> Envelope:
+        if self.envelope is None:
+            self.envelope = self._envelope()
+        return self.envelope
 
     def _envelope(self) -> Envelope:
         isa = self.isa.els(13) if self.isa is not None else [""] * 13

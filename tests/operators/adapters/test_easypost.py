@@ -389,3 +389,38 @@ def _replace_fields(node: Any, field: str, value: Any) -> Any:
 @given(st.sampled_from(_VALID), st.sampled_from(_FIELDS), _JSON_VALUES)
 def test_mistyped_fields_never_raise(payload: bytes, field: str, value: Any) -> None:
     _check_one_outcome(adapt(_replace_fields(json.loads(payload), field, value)))
+
+
+# --- the typed reader agrees with the generic one ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["event_tracker_all_statuses.json", "fedex_failed_attempt.json", "event_batch_created.json"]
+)
+def test_typed_and_generic_readers_agree(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from operators.adapters import easypost
+
+    payload = (EASYPOST / name).read_bytes()
+    typed = adapt(payload)
+    monkeypatch.setattr(easypost, "_typed_webhook", lambda raw: None)
+    assert adapt(payload) == typed
+
+
+def test_typed_reader_takes_well_formed_webhooks_only() -> None:
+    from operators.adapters.easypost import _typed_webhook
+
+    doc = load(EASYPOST, "fedex_failed_attempt.json")
+    assert _typed_webhook(raw_message(json.dumps(doc))) is not None
+    for path, value in [
+        (("result", "tracking_code"), 776012345678),  # a number: the generic reader takes it as text
+        (("result", "tracking_details", 0, "datetime"), None),
+        (("result", "tracking_details", 1, "status"), 3),
+        (("created_at",), "yesterday"),
+        (("description",), "batch.created"),
+    ]:
+        broken = copy.deepcopy(doc)
+        holder = broken
+        for key in path[:-1]:
+            holder = holder[key]
+        holder[path[-1]] = value
+        assert _typed_webhook(raw_message(json.dumps(broken))) is None, path
