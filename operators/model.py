@@ -7,7 +7,7 @@ or an ignore with a reason (design.md 2.5 and section 4, accounting invariant).
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypedDict, Unpack
 
@@ -173,54 +173,34 @@ if set(EventFields.__annotations__) != set(CanonicalEvent.__struct_fields__):  #
     raise RuntimeError("EventFields must list exactly the fields of CanonicalEvent")
 
 
-# Fields of CanonicalEvent without a default: an event must be given each of them.
-_REQUIRED_FIELDS = frozenset(
-    name
-    for name, default in zip(
-        CanonicalEvent.__struct_fields__,
-        (msgspec.NODEFAULT,) * (len(CanonicalEvent.__struct_fields__) - len(CanonicalEvent.__struct_defaults__))
-        + CanonicalEvent.__struct_defaults__,
-        strict=True,
-    )
-    if default is msgspec.NODEFAULT
-)
-_PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 class EventTemplate:
     """What all events of one message share; `event()` adds each event's own fields (they win).
 
     For adapters that make many events per message (EasyPost history resends, 214 AT7s). The
-    shared fields are set once in a prototype event that `event()` copies with the event's own
-    fields (`msgspec.structs.replace`: under half the cost of building the event from keywords).
+    first event is built from keywords; the next ones that give the same fields copy it with
+    their own values (`msgspec.structs.replace`: under half the cost of building an event).
     """
 
-    __slots__ = ("_attributes", "_missing", "_prototype")
+    __slots__ = ("_first", "_first_fields", "_shared")
 
     def __init__(self, **shared: Unpack[EventFields]) -> None:
-        self._missing = _REQUIRED_FIELDS - shared.keys()  # each event() call must give these
-        placeholders: dict[str, Any] = {
-            "event_id": "",
-            "event_type": EventType.CARRIER_STATUS,
-            "source_kind": SourceKind.CARRIER,
-            "source_format": "",
-            "source_system": "",
-            "occurred_at": _PLACEHOLDER_TIME,
-            "recorded_at": None,
-            "received_at": _PLACEHOLDER_TIME,
-            "time_precision": TimePrecision.MS,
-            "raw_ref": "",
-        }
-        self._prototype = CanonicalEvent(**(placeholders | dict(shared)))
-        self._attributes = dict(shared.get("attributes") or {})
+        self._shared: dict[str, Any] = dict(shared)
+        self._first: CanonicalEvent | None = None
+        self._first_fields: frozenset[str] = frozenset()
 
     def event(self, **fields: Unpack[EventFields]) -> CanonicalEvent:
-        if not self._missing <= fields.keys():
-            raise TypeError(f"event() needs {sorted(self._missing - fields.keys())}: not in the template")
         attributes = fields.get("attributes")
         # Each event owns its attributes (a dict is mutable even in a frozen event).
-        fields["attributes"] = dict(attributes if attributes is not None else self._attributes)
-        return msgspec.structs.replace(self._prototype, **fields)
+        fields["attributes"] = dict(attributes if attributes is not None else self._shared.get("attributes") or {})
+        first = self._first
+        if first is not None and fields.keys() == self._first_fields:
+            # Every field is either shared (as in the first event) or given again here.
+            return msgspec.structs.replace(first, **fields)
+        values: dict[str, Any] = self._shared | fields
+        event = CanonicalEvent(**values)
+        if first is None:
+            self._first, self._first_fields = event, frozenset(fields)
+        return event
 
 
 # Events across processes, in snapshots and in dead-letter replays: msgpack, positional.

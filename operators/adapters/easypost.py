@@ -24,7 +24,7 @@ import msgspec
 
 from operators.adapters.common import decode_json, describe, opt_str, schema_error
 from operators.adapters.easypost_milestones import history_milestones, milestone_for
-from operators.formats.timeparse import TimeParseError, parse_iso
+from operators.formats.timeparse import TimeParseError, iso_instant, parse_iso
 from operators.master import MasterData
 from operators.model import (
     AdapterResult,
@@ -180,7 +180,9 @@ def _typed_detail(detail: _TypedDetail) -> _Detail | None:
 
 
 def _parse_time(text: str) -> datetime:
-    return parse_iso(text)[0]
+    if not text:
+        raise TimeParseError("empty")  # as parse_iso: the generic reader says which field
+    return iso_instant(text)
 
 
 # --- the generic reader: names the field that is wrong ------------------------------------------

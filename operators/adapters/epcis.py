@@ -59,7 +59,6 @@ _BIZ_STEP_EVENT = {
 _BTT_FIELD = {"desadv": "delivery_id", "po": "order_id", "bol": "shipment_ref"}
 # eventTimeZoneOffset pattern from the EPCIS 2.0 JSON Schema.
 _TZ_OFFSET = re.compile(r"^[+-]((0\d|1[0-3]):[0-5]\d|14:00)$")
-_ID_SEPARATORS = re.compile(r"[:/]")
 
 
 class _SchemaError(Exception):
@@ -297,18 +296,27 @@ def _biz_transactions(epcis_event: dict[str, Any], path: str) -> tuple[dict[str,
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise _SchemaError(f"{where}[{index}]: expected an object, got {_kind(entry)}")
-        value = _opt_str(entry, "bizTransaction", f"{where}[{index}]")
+        value, type_raw = entry.get("bizTransaction"), entry.get("type")
+        if type(value) is str and (type_raw is None or type(type_raw) is str):  # the usual case
+            value, type_raw = value.strip() or None, type_raw.strip() or None if type_raw is not None else None
+        else:
+            value = _opt_str(entry, "bizTransaction", f"{where}[{index}]")
+            type_raw = _opt_str(entry, "type", f"{where}[{index}]")
         if not value:
             raise _SchemaError(f"{where}[{index}].bizTransaction: missing")
-        type_raw = _opt_str(entry, "type", f"{where}[{index}]")
         btt = cbv_term(type_raw) if type_raw else ""
-        tokens = [token for token in _ID_SEPARATORS.split(value) if token]
-        business_id = tokens[-1] if tokens else value
+        business_id = _business_id(value)
         pairs.append(f"{btt}={business_id}" if btt else business_id)
         canonical_field = _BTT_FIELD.get(btt)
         if canonical_field and canonical_field not in refs:
             refs[canonical_field] = business_id
     return refs, pairs
+
+
+def _business_id(value: str) -> str:
+    """The last `:`- or `/`-separated token that is not empty; the value itself if none is."""
+    trimmed = value.rstrip(":/")
+    return trimmed[max(trimmed.rfind(":"), trimmed.rfind("/")) + 1 :] if trimmed else value
 
 
 def _site(epcis_event: dict[str, Any], path: str, ctx: _Context, attributes: dict[str, str]) -> str | None:
@@ -342,6 +350,14 @@ def _lines(
     are containers, not products: they are not lines.
     """
     totals: dict[tuple[str, str], float] = {}
+    trade_items: dict[str, tuple[str, str]] = {}  # GTIN -> (sku, unit): EPCs repeat a few GTINs
+
+    def trade_item(gtin: str, key: str) -> tuple[str, str]:
+        found = trade_items.get(gtin)
+        if found is None:
+            found = trade_items[gtin] = _trade_item(gtin, f"{path}.{key}", ctx)
+        return found
+
     instances = epcis_event.get(instance_key, [])
     if not isinstance(instances, list):
         raise _SchemaError(f"{path}.{instance_key}: expected an array, got {_kind(instances)}")
@@ -350,7 +366,7 @@ def _lines(
             raise _SchemaError(f"{path}.{instance_key}[{index}]: expected a string, got {_kind(epc)}")
         ref = parse_product_id(epc)
         if ref is not None and ref.is_instance:
-            key = _trade_item(ref.gtin, f"{path}.{instance_key}", ctx)
+            key = trade_item(ref.gtin, instance_key)
             totals[key] = totals.get(key, 0.0) + 1.0
         elif sscc_from_id(epc) is None:
             where = f"{path}.{instance_key}[{index}]"
@@ -359,24 +375,27 @@ def _lines(
     if not isinstance(quantities, list):
         raise _SchemaError(f"{path}.{quantity_key}: expected an array, got {_kind(quantities)}")
     for index, element in enumerate(quantities):
-        where = f"{path}.{quantity_key}[{index}]"
         if not isinstance(element, dict):
-            raise _SchemaError(f"{where}: expected an object, got {_kind(element)}")
-        epc_class = _opt_str(element, "epcClass", where)
+            raise _SchemaError(f"{path}.{quantity_key}[{index}]: expected an object, got {_kind(element)}")
+        epc_class, uom = element.get("epcClass"), element.get("uom")
+        if type(epc_class) is str and (uom is None or type(uom) is str):  # the usual case, no path built
+            epc_class, uom = epc_class.strip() or None, uom.strip() or None if uom is not None else None
+        else:
+            where = f"{path}.{quantity_key}[{index}]"
+            epc_class, uom = _opt_str(element, "epcClass", where), _opt_str(element, "uom", where)
         if not epc_class:
-            raise _SchemaError(f"{where}.epcClass: missing")
+            raise _SchemaError(f"{path}.{quantity_key}[{index}].epcClass: missing")
         quantity = element.get("quantity")
         if quantity is not None and (isinstance(quantity, bool) or not isinstance(quantity, int | float)):
-            raise _SchemaError(f"{where}.quantity: expected a number, got {_kind(quantity)}")
-        uom = _opt_str(element, "uom", where)
+            raise _SchemaError(f"{path}.{quantity_key}[{index}].quantity: expected a number, got {_kind(quantity)}")
         ref = parse_product_id(epc_class)
         if ref is None:
-            what = f"{where}.epcClass {epc_class[:100]!r}"
+            what = f"{path}.{quantity_key}[{index}].epcClass {epc_class[:100]!r}"
             ctx.mapping.warn(WarningKind.SKIPPED, f"{what} names no single GTIN; not counted")
         elif quantity is None:
-            ctx.mapping.warn(WarningKind.SKIPPED, f"{where} has no quantity; not counted")
+            ctx.mapping.warn(WarningKind.SKIPPED, f"{path}.{quantity_key}[{index}] has no quantity; not counted")
         else:
-            sku, count_unit = _trade_item(ref.gtin, f"{path}.{quantity_key}", ctx)
+            sku, count_unit = trade_item(ref.gtin, quantity_key)
             key = (sku, uom or count_unit)  # no uom: a count of trade items
             totals[key] = totals.get(key, 0.0) + float(quantity)
     return tuple(Line(sku=sku, quantity=quantity, uom=uom) for (sku, uom), quantity in totals.items())

@@ -66,6 +66,13 @@ class _Header:
     b10: Segment | None = None
     refs: list[tuple[str, str]] = field(default_factory=list)
     sites: list[tuple[int, str, str]] = field(default_factory=list)  # (preference, N104 id, N102 name)
+    _ship_from: list[LocalZone | None] = field(default_factory=list)  # computed once, when needed
+
+    def ship_from(self, ctx: SetContext) -> LocalZone | None:
+        """The zone of our ship-from site (N1*SF/SH/WH by id or name), for local times."""
+        if not self._ship_from:
+            self._ship_from.append(site_zone(ctx, [(raw_id, name) for _, raw_id, name in sorted(self.sites)]))
+        return self._ship_from[0]
 
 
 def events_214(ctx: SetContext) -> list[CanonicalEvent]:
@@ -74,7 +81,6 @@ def events_214(ctx: SetContext) -> list[CanonicalEvent]:
     if header.b10 is None:
         raise ctx.fail(None, "B10 segment missing")
     pro, bol, scac = header.b10.els(3)
-    ship_from = site_zone(ctx, [(raw_id, name) for _, raw_id, name in sorted(header.sites)])
     template = EventTemplate(
         source_kind=SourceKind.CARRIER,
         source_format=SOURCE_FORMAT,
@@ -91,6 +97,9 @@ def events_214(ctx: SetContext) -> list[CanonicalEvent]:
         ref_attributes: dict[str, str] = {}
         for qualifier, value in stop.refs + header.refs:
             ref_attributes.setdefault(f"ref_{qualifier}", value)
+        # The stop's own references are part of an AT7's identity: two identical AT7s in
+        # different stops stay two events.
+        stop_key = "|".join(f"{q}={v}" for q, v in sorted(stop.refs))
         for status in stop.statuses:
             event = _event(
                 ctx,
@@ -98,8 +107,8 @@ def events_214(ctx: SetContext) -> list[CanonicalEvent]:
                 stop,
                 refs=refs,
                 ref_attributes=ref_attributes,
-                b10=(pro, bol, scac),
-                ship_from=ship_from,
+                identity=(pro, bol, scac, stop_key),
+                header=header,
                 template=template,
             )
             if event is not None:
@@ -169,8 +178,8 @@ def _event(
     *,
     refs: dict[str, str | None],
     ref_attributes: dict[str, str],
-    b10: tuple[str, str, str],
-    ship_from: LocalZone | None,
+    identity: tuple[str, str, str, str],
+    header: _Header,
     template: EventTemplate,
 ) -> CanonicalEvent | None:
     at7 = status.at7
@@ -186,19 +195,17 @@ def _event(
     if not date_text:
         raise ctx.fail(at7, "AT705 date missing")
     ms1 = status.ms1
+    place = (city, region, country) = ms1.els(3) if ms1 is not None else ("", "", "")
 
     def local_zone() -> LocalZone:
         # AT707 LT or absent: where the status happened (MS1), else our ship-from site, else unresolved.
-        at_location = None
-        if ms1 is not None:
-            city, region, country = ms1.els(3)
-            at_location = location_zone(ctx, ms1, (city, region, country))
-        return at_location or ship_from or UNRESOLVED_ZONE
+        at_location = location_zone(ctx, ms1, (city, region, country)) if ms1 is not None else None
+        return at_location or header.ship_from(ctx) or UNRESOLVED_ZONE
 
     resolved, time_attributes = read_time(
         ctx, at7, (date_text, time_text, time_code), ("AT705", "AT706", "AT707"), local_zone
     )
-    location = _location(ms1)
+    location = ", ".join([part for part in place if part]) or None  # MS101 city, MS102 state, MS103 country
     attributes = dict(ref_attributes)
     if stop.number:
         attributes["stop"] = stop.number
@@ -214,7 +221,7 @@ def _event(
         milestone = None
     else:
         milestone = _milestone(code, stop.remarks)
-    pro, bol, scac = b10
+    pro, bol, scac, stop_key = identity
     event_id = content_id(
         SOURCE_FORMAT,
         "214",
@@ -229,8 +236,7 @@ def _event(
         time_code,
         location,
         refs["delivery_id"],
-        # The stop's own references: two identical AT7s in different stops stay two events.
-        "|".join(f"{q}={v}" for q, v in sorted(stop.refs)),
+        stop_key,
     )
     return template.event(
         event_id=event_id,
@@ -253,10 +259,3 @@ def _milestone(code: str, remarks: list[str]) -> Milestone:
     if code == "X6" and any(p in r.upper() for r in remarks for p in _OUT_FOR_DELIVERY_PHRASES):
         return Milestone.OUT_FOR_DELIVERY
     return _MILESTONES.get(code, Milestone.UNKNOWN)
-
-
-def _location(ms1: Segment | None) -> str | None:
-    """MS101 city, MS102 state/province, MS103 country -> "city, state, country"."""
-    if ms1 is None:
-        return None
-    return ", ".join([part for part in ms1.els(3) if part]) or None

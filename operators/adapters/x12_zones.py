@@ -18,7 +18,8 @@ than an address looked up in tables, so there `ship_from_site` is tried before `
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from operators.adapters.x12_support import SetContext
 from operators.formats.places import zone_of_place
@@ -31,8 +32,7 @@ SHIP_FROM_SITE = "ship_from_site"
 UNRESOLVED = "unresolved"
 
 
-@dataclass(frozen=True, slots=True)
-class LocalZone:
+class LocalZone(msgspec.Struct, frozen=True, gc=False):
     """The zone for local times and the rule that chose it; `zone` None = unresolved."""
 
     zone: str | None

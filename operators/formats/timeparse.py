@@ -30,6 +30,12 @@ def parse_iso(value: object, *, field_name: str = "time") -> tuple[datetime, Tim
         raise TimeParseError(f"{field_name}: {exc}") from None
 
 
+def iso_instant(text: str) -> datetime:
+    """`parse_iso`'s instant of a string, without naming a field in errors (for readers that
+    fall back to a precise reader on any error)."""
+    return _parse_iso_cached(text)[0]
+
+
 # Feeds repeat timestamps a lot (EasyPost resends a tracker's whole history on every update),
 # and the parse is pure, so remember recent ones.
 @functools.lru_cache(maxsize=65536)

@@ -240,10 +240,12 @@ def _sniff_separators(body: str) -> Separators:
 
 def _same_number(declared: str, actual: str | int) -> bool:
     """Control values compare as numbers when both are digits (`IEA*00001` = 1)."""
+    if type(actual) is int:  # a count: SE01, GE01, IEA01
+        return declared.isascii() and declared.isdigit() and int(declared) == actual
     if declared == actual:
         return True  # the usual case: the same text (el() values are stripped already)
-    declared = declared.strip()
     actual_text = str(actual).strip()
+    declared = declared.strip()
     if declared.isascii() and declared.isdigit() and actual_text.isascii() and actual_text.isdigit():
         return int(declared) == int(actual_text)
     return declared == actual_text

@@ -10,10 +10,11 @@ the adapter can flag `tz_assumed`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
 
 from operators.model import TimePrecision
 
@@ -69,8 +70,7 @@ GENERIC_ZONES: dict[str, str] = {
 LOCAL_CODES = frozenset({"", "LT"})
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedTime:
+class ResolvedTime(msgspec.Struct, frozen=True, gc=False):  # one per X12 time: a cheap Struct
     instant: datetime  # aware, UTC
     precision: TimePrecision
     zone: str  # the zone used: an E623 code's offset / IANA name, or the local fallback
@@ -203,6 +203,11 @@ def group_timestamp(group_date: str | None, group_time: str | None) -> datetime 
     """
     if not group_date:
         return None
+    return _group_timestamp(group_date, group_time)
+
+
+@lru_cache(maxsize=1024)  # every set of a group asks; an error is not cached (it raises)
+def _group_timestamp(group_date: str, group_time: str | None) -> datetime:
     day = parse_x12_date(group_date, "GS04")
     clock = parse_x12_time(group_time, "GS05")[0] if group_time else time(0, 0)
     return datetime.combine(day, clock, tzinfo=UTC)

@@ -4,6 +4,11 @@ case-level GTIN counts cases, as the ERP does: one inventory position per sku, n
 
 from __future__ import annotations
 
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from operators.adapters.epcis import adapt_epcis
 from operators.adapters.snapshot import adapt_snapshot
 from operators.master import EMPTY_MASTER, MasterData, Product, Site
@@ -49,3 +54,12 @@ def test_epcis_and_erp_counts_of_one_sku_share_a_unit() -> None:
     erp = adapt_snapshot(raw_message(snapshot, topic="stock.snapshots"), MASTER).events[0]
     wms = adapt_epcis(raw_message(CASES, topic="wms.epcis"), MASTER).events[1]
     assert {(line.sku, line.uom) for line in erp.lines} == {(line.sku, line.uom) for line in wms.lines}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab1:/ ")), max_size=20))
+def test_business_id_is_the_last_non_empty_token(value: str) -> None:
+    from operators.adapters.epcis import _business_id
+
+    tokens = [token for token in re.split(r"[:/]", value) if token]
+    assert _business_id(value) == (tokens[-1] if tokens else value)
