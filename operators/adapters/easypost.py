@@ -30,7 +30,6 @@ from operators.model import (
     AdapterResult,
     CanonicalEvent,
     DeadLetterReason,
-    EventTemplate,
     EventType,
     RawMessage,
     SourceKind,
@@ -273,20 +272,9 @@ def _events(
     recorded_at: datetime,
     details: list[_Detail],
 ) -> AdapterResult:
-    template = EventTemplate(
-        event_type=EventType.CARRIER_STATUS,
-        source_kind=SourceKind.CARRIER,
-        source_format=SOURCE_FORMAT,
-        source_system=SOURCE_SYSTEM,
-        recorded_at=recorded_at,
-        received_at=raw.received_at,
-        time_precision=TimePrecision.S,  # EasyPost datetimes are whole seconds, `Z`
-        tracking_number=tracking_code,
-        carrier=carrier,
-        raw_ref=raw.raw_ref,
-    )
     milestones = history_milestones([detail[1:6] for detail in details])
     events: dict[str, CanonicalEvent] = {}
+    first: CanonicalEvent | None = None
     for (when, occurred_at, status, status_detail, carrier_code, message, location), milestone in zip(
         details, milestones, strict=True
     ):
@@ -298,16 +286,41 @@ def _events(
             detail_attributes["message"] = message
         if status:
             detail_attributes["easypost_status"] = status  # the raw status behind the milestone
-        events[event_id] = template.event(
-            event_id=event_id,
-            occurred_at=occurred_at,
-            milestone=milestone,
-            # Test-mode and some carriers send an empty carrier_code: fall back to the detail.
-            status_code=carrier_code or status_detail or status or None,
-            reason_code=status_detail or None,
-            location=location,
-            attributes=detail_attributes,
-        )
+        # Test-mode and some carriers send an empty carrier_code: fall back to the detail.
+        status_code = carrier_code or status_detail or status or None
+        if first is None:
+            event = first = CanonicalEvent(
+                event_id=event_id,
+                event_type=EventType.CARRIER_STATUS,
+                source_kind=SourceKind.CARRIER,
+                source_format=SOURCE_FORMAT,
+                source_system=SOURCE_SYSTEM,
+                occurred_at=occurred_at,
+                recorded_at=recorded_at,
+                received_at=raw.received_at,
+                time_precision=TimePrecision.S,  # EasyPost datetimes are whole seconds, `Z`
+                tracking_number=tracking_code,
+                carrier=carrier,
+                milestone=milestone,
+                status_code=status_code,
+                reason_code=status_detail or None,
+                location=location,
+                raw_ref=raw.raw_ref,
+                attributes=detail_attributes,
+            )
+        else:
+            # The next details differ from the first in exactly these fields: copy it.
+            event = msgspec.structs.replace(
+                first,
+                event_id=event_id,
+                occurred_at=occurred_at,
+                milestone=milestone,
+                status_code=status_code,
+                reason_code=status_detail or None,
+                location=location,
+                attributes=detail_attributes,
+            )
+        events[event_id] = event
     return ok(list(events.values()))
 
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from operators.model import Milestone
@@ -125,7 +125,10 @@ def history_milestones(history: Sequence[tuple[datetime, str, str, str, str]]) -
     """
     milestones: list[Milestone] = [Milestone.UNKNOWN] * len(history)
     picked_up = out_for_delivery = False
-    for index in sorted(range(len(history)), key=lambda i: history[i][0]):
+    order: Iterable[int] = range(len(history))
+    if any(history[i][0] > history[i + 1][0] for i in range(len(history) - 1)):
+        order = sorted(order, key=lambda i: history[i][0])  # stable: equal times keep their order
+    for index in order:
         _, status, status_detail, carrier_code, message = history[index]
         milestone = _milestone(
             status.lower(), status_detail.lower(), carrier_code.upper(), message, picked_up, out_for_delivery

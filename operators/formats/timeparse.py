@@ -31,9 +31,20 @@ def parse_iso(value: object, *, field_name: str = "time") -> tuple[datetime, Tim
 
 
 def iso_instant(text: str) -> datetime:
-    """`parse_iso`'s instant of a string, without naming a field in errors (for readers that
-    fall back to a precise reader on any error)."""
-    return _parse_iso_cached(text)[0]
+    """`parse_iso`'s instant of a string, without its precision and without naming a field in
+    errors (for readers that fall back to a precise reader on any error).
+
+    Not cached: a feed with many distinct timestamps (a long replay) misses any cache, and the
+    usual shape (`2024-08-01T10:00:00Z`) is read by `datetime.fromisoformat` alone (it takes `Z`
+    since Python 3.11); anything else goes the way `parse_iso` goes.
+    """
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return _parse_iso_cached(text)[0]
+    if parsed.tzinfo is None or parsed.year < 1900:
+        return _parse_iso_cached(text)[0]  # a date alone, or an error
+    return parsed.astimezone(UTC)
 
 
 # Feeds repeat timestamps a lot (EasyPost resends a tracker's whole history on every update),
