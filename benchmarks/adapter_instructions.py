@@ -1,7 +1,7 @@
 """Helper for repeatable measurements on a shared machine: normalize a slice of a replay.
 
     valgrind --tool=callgrind --callgrind-out-file=/dev/null .venv/bin/python \
-        benchmarks/adapter_instructions.py var/bench/d25000-s11 100000 6000
+        benchmarks/adapter_instructions.py var/bench/d25000-s11 100000 6000 [carrier.edi]
 
 prints nothing itself; run it with N and with 0 messages and divide the difference of the
 instruction counts (`Collected : ...` on stderr) by N. Wall and CPU time on a shared 2-core
@@ -24,6 +24,7 @@ from sources.replay import parse_line  # noqa: E402
 
 def main() -> int:
     directory, start, count = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    topic = sys.argv[4].encode() if len(sys.argv) > 4 else b""  # only lines of this topic
     normalizer = Normalizer(DEFAULT_TOPIC_ADAPTERS, load_master(directory / "master"))
     normalizer(
         parse_line(
@@ -34,7 +35,8 @@ def main() -> int:
         )
     )
     with (directory / "scenario.jsonl").open("rb") as handle:
-        for offset, line in enumerate(itertools.islice(handle, start, start + count), start):
+        lines = (line for line in itertools.islice(handle, start, None) if topic in line[:40])
+        for offset, line in enumerate(itertools.islice(lines, count), start):
             normalizer(parse_line(line, offset))
     return 0
 

@@ -23,7 +23,7 @@ from datetime import datetime
 import msgspec
 
 from operators.adapters.common import decode_json, describe, opt_str, schema_error
-from operators.adapters.easypost_milestones import history_milestones, milestone_for
+from operators.adapters.easypost_milestones import Detail, history_milestones, milestone_for
 from operators.formats.timeparse import TimeParseError, iso_instant, parse_iso
 from operators.master import MasterData
 from operators.model import (
@@ -47,9 +47,6 @@ SOURCE_FORMAT = "easypost"
 SOURCE_SYSTEM = "easypost"
 
 _Json = Mapping[str, object]
-# One tracking detail as read: (datetime text, occurred_at, status, status_detail, carrier_code,
-# message, location).
-_Detail = tuple[str, datetime, str, str, str, str, str | None]
 
 
 class _Invalid(Exception):
@@ -148,7 +145,7 @@ def _typed_webhook(raw: RawMessage) -> AdapterResult | None:
     tracking_code = opt_str(tracker.tracking_code)
     if tracking_code is None:
         return None
-    details: list[_Detail] = []
+    details: list[Detail] = []
     try:
         recorded_at = _parse_time(event.created_at)
         for typed in tracker.tracking_details:
@@ -162,18 +159,18 @@ def _typed_webhook(raw: RawMessage) -> AdapterResult | None:
     return _events(raw, tracking_code, opt_str(tracker.carrier), attributes, recorded_at, details)
 
 
-def _typed_detail(detail: _TypedDetail) -> _Detail | None:
+def _typed_detail(detail: _TypedDetail) -> Detail | None:
     when = detail.datetime
     if when is None:
         return None
     location = detail.tracking_location
     return (
-        when,
         _parse_time(when),
         (detail.status or "").strip(),
         (detail.status_detail or "").strip(),
         (detail.carrier_code or "").strip(),
         (detail.message or "").strip(),
+        when,
         _joined_location(location.city or "", location.state or "", location.country or "") if location else None,
     )
 
@@ -201,7 +198,7 @@ def _tracker_events(raw: RawMessage, tracker: _Json, recorded_at: datetime, webh
         tracker.get("id"),
         (webhook.get("mode") if webhook else None) or tracker.get("mode"),
     )
-    read: list[_Detail] = []
+    read: list[Detail] = []
     for index, detail in enumerate(details):
         if not isinstance(detail, dict):
             raise _Invalid(f"{_where(index)}: expected an object, got {describe(detail)}")
@@ -209,12 +206,12 @@ def _tracker_events(raw: RawMessage, tracker: _Json, recorded_at: datetime, webh
         occurred_at = _time(when, f"{_where(index)}.datetime")  # raises unless `when` is valid ISO 8601 text
         read.append(
             (
-                str(when),
                 occurred_at,
                 _text(detail, "status", index),
                 _text(detail, "status_detail", index),
                 _text(detail, "carrier_code", index),
                 _text(detail, "message", index),
+                str(when),
                 _location(detail.get("tracking_location")),
             )
         )
@@ -270,12 +267,12 @@ def _events(
     carrier: str | None,
     attributes: dict[str, str],
     recorded_at: datetime,
-    details: list[_Detail],
+    details: list[Detail],
 ) -> AdapterResult:
-    milestones = history_milestones([detail[1:6] for detail in details])
+    milestones = history_milestones(details)
     events: dict[str, CanonicalEvent] = {}
     first: CanonicalEvent | None = None
-    for (when, occurred_at, status, status_detail, carrier_code, message, location), milestone in zip(
+    for (occurred_at, status, status_detail, carrier_code, message, when, location), milestone in zip(
         details, milestones, strict=True
     ):
         event_id = _identity(carrier, tracking_code, when, status, status_detail, message)

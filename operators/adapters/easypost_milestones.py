@@ -89,13 +89,14 @@ def milestone_for(
 ) -> Milestone:
     """The canonical milestone of one tracking detail (table in the module docstring), given
     whether an earlier detail of the history had the parcel picked up / out for delivery."""
-    return _milestone(status.lower(), status_detail.lower(), carrier_code.upper(), message, picked_up, out_for_delivery)
+    return _milestone(status, status_detail, carrier_code, message, picked_up, out_for_delivery)
 
 
 @functools.lru_cache(maxsize=4096)  # a few hundred distinct combinations; every detail asks
 def _milestone(
     status: str, status_detail: str, carrier_code: str, message: str, picked_up: bool, out_for_delivery: bool
 ) -> Milestone:
+    status, status_detail, carrier_code = status.lower(), status_detail.lower(), carrier_code.upper()
     if status in {"pre_transit", "in_transit"}:
         pickup_scan = carrier_code in _PICKUP_CARRIER_CODES or _PICKED_UP.search(message) is not None
         if pickup_scan and not out_for_delivery:
@@ -116,9 +117,13 @@ def _milestone(
     return _STATUS_MILESTONES.get(status, Milestone.UNKNOWN)
 
 
-def history_milestones(history: Sequence[tuple[datetime, str, str, str, str]]) -> list[Milestone]:
-    """The milestone of every detail of a tracker's history, given as (datetime, status,
-    status_detail, carrier_code, message), in the order given.
+# A tracking detail as the adapter reads it: (occurred_at, status, status_detail, carrier_code,
+# message, datetime as written, location).
+Detail = tuple[datetime, str, str, str, str, str, str | None]
+
+
+def history_milestones(history: Sequence[Detail]) -> list[Milestone]:
+    """The milestone of every detail of a tracker's history, in the order given.
 
     A detail's milestone depends on the history before it: it is walked in time order (EasyPost
     lists it oldest first, but nothing guarantees that).
@@ -126,13 +131,15 @@ def history_milestones(history: Sequence[tuple[datetime, str, str, str, str]]) -
     milestones: list[Milestone] = [Milestone.UNKNOWN] * len(history)
     picked_up = out_for_delivery = False
     order: Iterable[int] = range(len(history))
-    if any(history[i][0] > history[i + 1][0] for i in range(len(history) - 1)):
-        order = sorted(order, key=lambda i: history[i][0])  # stable: equal times keep their order
+    previous = None
+    for detail in history:
+        if previous is not None and previous > detail[0]:
+            order = sorted(order, key=lambda i: history[i][0])  # stable: equal times keep their order
+            break
+        previous = detail[0]
     for index in order:
-        _, status, status_detail, carrier_code, message = history[index]
-        milestone = _milestone(
-            status.lower(), status_detail.lower(), carrier_code.upper(), message, picked_up, out_for_delivery
-        )
+        _, status, status_detail, carrier_code, message, _, _ = history[index]
+        milestone = _milestone(status, status_detail, carrier_code, message, picked_up, out_for_delivery)
         milestones[index] = milestone
         picked_up = picked_up or milestone in _MOVING
         out_for_delivery = out_for_delivery or milestone is Milestone.OUT_FOR_DELIVERY

@@ -44,7 +44,7 @@ def iso_instant(text: str) -> datetime:
         return _parse_iso_cached(text)[0]
     if parsed.tzinfo is None or parsed.year < 1900:
         return _parse_iso_cached(text)[0]  # a date alone, or an error
-    return parsed.astimezone(UTC)
+    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
 
 
 # Feeds repeat timestamps a lot (EasyPost resends a tracker's whole history on every update),
@@ -69,7 +69,8 @@ def _parse_iso_cached(value: str) -> tuple[datetime, TimePrecision]:
     if parsed.year < 1900:
         raise TimeParseError(f"implausible year in {value!r}")
     try:
-        return parsed.astimezone(UTC), _precision_of(text)
+        instant = parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)  # `Z` / +00:00: already UTC
+        return instant, _precision_of(text)
     except OverflowError as exc:
         raise TimeParseError(f"out-of-range timestamp {value!r}") from exc
 
@@ -99,7 +100,7 @@ def _precision_of_shape(shape: bytes) -> TimePrecision:
 
 def parse_sap_datetime(value: object, *, field_name: str) -> tuple[datetime, TimePrecision]:
     """SAP OData v2 `/Date(1700000000000)/` (optionally `+0060` minutes) or ISO 8601."""
-    if isinstance(value, str):
+    if isinstance(value, str) and "/Date(" in value:
         match = _ODATA_DATE.match(value.strip())
         if match:
             millis = int(match.group(1))
