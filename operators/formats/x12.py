@@ -273,13 +273,23 @@ class _Structure:
         self.envelope: Envelope | None = None  # of the current ISA and GS, made for their first set
 
     def build(self, segments: list[Segment]) -> X12Document:
-        for segment in segments:
+        # Only envelope segments change the state: visit those, and take the body of a set as
+        # one slice between its ST and the envelope segment after it.
+        start = 0
+        for index in [i for i, segment in enumerate(segments) if segment.tag in _ENVELOPE_TAGS]:
             if self.st is None:
-                self._outside_set(segment)
-            elif segment.tag in _ENVELOPE_TAGS:
-                self._in_set(segment)
+                for other in segments[start:index]:
+                    self._outside_set(other)  # not an envelope segment: an error, or a TA1
+                self._outside_set(segments[index])
             else:
-                self.body.append(segment)  # the common case, kept out of a method call
+                self.body = segments[start:index]
+                self._in_set(segments[index])
+            start = index + 1
+        if self.st is None:
+            for other in segments[start:]:
+                self._outside_set(other)
+        else:
+            self.body = segments[start:]
         if self.st is not None:
             raise X12ParseError(f"truncated: transaction set ST02={self.st.el(2)!r} ({self.st.describe()}) has no SE")
         if self.gs is not None:
@@ -297,16 +307,14 @@ class _Structure:
         self.warnings.append(AdapterWarning(WarningKind.TRAILER, message))
 
     def _in_set(self, segment: Segment) -> None:
+        """An envelope segment after the set's body: its SE, else the SE is missing."""
         assert self.st is not None
-        if segment.tag == "SE":
-            self._close_set(segment)
-        elif segment.tag in ("ST", "GS", "GE", "ISA", "IEA"):
+        if segment.tag != "SE":
             raise X12ParseError(
                 f"{segment.describe()}: transaction set ST02={self.st.el(2)!r} "
                 f"({self.st.describe()}) has no SE before it"
             )
-        else:
-            self.body.append(segment)
+        self._close_set(segment)
 
     def _outside_set(self, segment: Segment) -> None:
         tag = segment.tag

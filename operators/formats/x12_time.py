@@ -174,6 +174,15 @@ def to_utc(
     absent, `LT`, or not in E623) uses `local_zone` (an IANA name, e.g. the site's timezone)
     or UTC when there is none or it is not a valid zone name.
     """
+    return _to_utc(date_text, time_text, time_code, local_zone, date_element, time_element)
+
+
+# Carriers resend the statuses they sent before (a cumulative 214 repeats every AT7 of the
+# shipment), and the reading is pure: remember recent ones. Errors raise and are not cached.
+@lru_cache(maxsize=8192)
+def _to_utc(
+    date_text: str, time_text: str, time_code: str, local_zone: str | None, date_element: str, time_element: str
+) -> ResolvedTime:
     day = parse_x12_date(date_text, date_element)
     if time_text.strip():
         clock, precision = parse_x12_time(time_text, time_element)

@@ -146,3 +146,5 @@ def test_the_table_is_compact() -> None:
     assert tables.country_zones["NZ"] == PlaceZone("Pacific/Auckland", majority=True)  # Chatham: 140 people
     assert tables.country_zones["DE"] == PlaceZone("Europe/Berlin")
     assert "US" not in tables.country_zones and "ES" not in tables.country_zones
+    assert tables.city_zones["US|IN|gary"] == "America/Chicago"
+    assert tables.region_majority["CA|08"] == "America/Toronto"
