@@ -22,7 +22,7 @@ import orjson
 
 from operators.adapters.common import decode_json, schema_error
 from operators.adapters.mapping import MasterMapping
-from operators.formats.gs1 import cbv_term, gln_from_location, parse_product_id, sscc_from_id
+from operators.formats.gs1 import cbv_term, gln_from_location, instance_gtin, parse_product_id, sscc_from_id
 from operators.formats.timeparse import TimeParseError, parse_iso
 from operators.master import MasterData
 from operators.model import (
@@ -364,9 +364,9 @@ def _lines(
     for index, epc in enumerate(instances):
         if not isinstance(epc, str):
             raise _SchemaError(f"{path}.{instance_key}[{index}]: expected a string, got {_kind(epc)}")
-        ref = parse_product_id(epc)
-        if ref is not None and ref.is_instance:
-            key = trade_item(ref.gtin, instance_key)
+        gtin = instance_gtin(epc)
+        if gtin is not None:
+            key = trade_item(gtin, instance_key)
             totals[key] = totals.get(key, 0.0) + 1.0
         elif sscc_from_id(epc) is None:
             where = f"{path}.{instance_key}[{index}]"
