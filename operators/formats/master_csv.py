@@ -23,7 +23,6 @@ from operators.master import MasterData, Product, Site
 PRODUCT_COLUMNS = ("sku", "gtin", "uom", "description")
 PRODUCT_OPTIONAL = ("conversions",)
 SITE_COLUMNS = ("site", "gln", "epcis_location", "edi_warehouse_id", "timezone")
-SITE_OPTIONAL = ("name",)
 
 
 class MasterDataError(ValueError):

@@ -59,7 +59,7 @@ def test_epcis_and_erp_counts_of_one_sku_share_a_unit() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("ab1:/ ")), max_size=20))
 def test_business_id_is_the_last_non_empty_token(value: str) -> None:
-    from operators.adapters.epcis import _business_id
+    from operators.adapters.epcis_fields import business_id_of
 
     tokens = [token for token in re.split(r"[:/]", value) if token]
-    assert _business_id(value) == (tokens[-1] if tokens else value)
+    assert business_id_of(value) == (tokens[-1] if tokens else value)
