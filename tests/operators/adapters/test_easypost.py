@@ -424,3 +424,22 @@ def test_typed_reader_takes_well_formed_webhooks_only() -> None:
             holder = holder[key]
         holder[path[-1]] = value
         assert _typed_webhook(raw_message(json.dumps(broken))) is None, path
+
+
+def _generic_reader_only(payload: bytes) -> AdapterResult:
+    """The result of the generic (dict) reader alone."""
+    from operators.adapters import easypost
+
+    typed = easypost._typed_webhook
+    easypost._typed_webhook = lambda raw: None  # type: ignore[assignment]
+    try:
+        return adapt(payload)
+    finally:
+        easypost._typed_webhook = typed
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_VALID), st.sampled_from(_FIELDS), _JSON_VALUES)
+def test_typed_and_generic_readers_agree_on_mistyped_fields(payload: bytes, field: str, value: Any) -> None:
+    mutated = json.dumps(_replace_fields(json.loads(payload), field, value)).encode()
+    assert adapt(mutated) == _generic_reader_only(mutated)
