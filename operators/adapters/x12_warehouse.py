@@ -40,13 +40,13 @@ class _Warehouse:
         if segment.el(2):
             self.parties.setdefault(entity, segment.el(2))
 
-    def site(self, ctx: SetContext, entities: tuple[str, ...]) -> tuple[str | None, str | None]:
-        """(site, the N1 entity) from the first entity in `entities` that carries an N104 id."""
+    def site(self, ctx: SetContext, entities: tuple[str, ...]) -> str | None:
+        """The site of the first entity in `entities` that carries an N104 id, via the master."""
         for entity in entities:
             raw_id = self.site_ids.get(entity)
             if raw_id:
-                return ctx.mapping.site(raw_id, f"N1*{entity} N104"), entity
-        return None, None
+                return ctx.mapping.site(raw_id, f"N1*{entity} N104")
+        return None
 
     def local_zone(self, ctx: SetContext, entities: tuple[str, ...]) -> LocalZone:
         """The zone of the warehouse's local times: its site-master zone (by N104 id or N102
@@ -99,7 +99,7 @@ def events_945(ctx: SetContext) -> list[CanonicalEvent]:
             w03 = segment
     if w06 is None:
         raise ctx.fail(None, "W06 segment missing")
-    site, _ = warehouse.site(ctx, ("WH", "SF"))
+    site = warehouse.site(ctx, ("WH", "SF"))
 
     def local_zone() -> LocalZone:
         return warehouse.local_zone(ctx, ("WH", "SF"))
@@ -180,7 +180,7 @@ def events_947(ctx: SetContext) -> list[CanonicalEvent]:
         raise ctx.fail(None, "W15 segment missing")
     if not w15.el(1):
         raise ctx.fail(w15, "W1501 adjustment date missing")
-    site, _ = warehouse.site(ctx, ("WH",))
+    site = warehouse.site(ctx, ("WH",))
     # W1501 is a date only: midnight local time at the warehouse, precision day.
     resolved, time_attributes = read_time(
         ctx, w15, (w15.el(1), "", ""), ("W1501", "", ""), lambda: warehouse.local_zone(ctx, ("WH",))
