@@ -60,9 +60,11 @@ class MasterMapping:
             return unmapped(gtin), None
         return product.sku, product
 
-    def sku(self, sku: str, where: str) -> str:
+    def sku(self, sku: str, where: str | Callable[[], str]) -> str:
         """A material number / sku: kept as it is (skus are ERP material numbers, design.md 2.4);
-        one that is not in the product master is reported."""
+        one that is not in the product master is reported. `where` may be a function: a snapshot
+        has hundreds of lines, and the field's path is only needed for a warning."""
         if not self.master.empty and self.master.product(sku) is None:
-            self.warn(WarningKind.MAPPING, f"sku {sku!r} ({where}) not in the product master")
+            field = where() if callable(where) else where
+            self.warn(WarningKind.MAPPING, f"sku {sku!r} ({field}) not in the product master")
         return sku

@@ -192,7 +192,7 @@ class _Context:
         """A line from an item; with `sign`, the quantity is a movement signed by its movement type
         (OData quantities are unsigned, the direction is the movement type's)."""
         material, quantity, unit = names
-        sku = self.mapping.sku(self.required(material, item, where), f"{where}.{material}")
+        sku = self.mapping.sku(self.required(material, item, where), lambda: f"{where}.{material}")
         amount = _quantity(item.get(quantity), f"{where}.{quantity}")
         uom = self.required(unit, item, where)
         return Line(sku=sku, quantity=amount if sign is None else sign * abs(amount), uom=uom)

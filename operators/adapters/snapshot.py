@@ -85,7 +85,9 @@ def adapt_snapshot(raw: RawMessage, master: MasterData) -> AdapterResult:
     mapping = MasterMapping(master)
     site = mapping.site(snapshot.site, "site")
     for index, line in enumerate(snapshot.lines):
-        mapping.sku(line.sku, f"lines[{index}].sku")  # skus are ERP material numbers already
+        # skus are ERP material numbers already; only an unknown one needs its path (hundreds of lines)
+        if master.product(line.sku) is None:
+            mapping.sku(line.sku, f"lines[{index}].sku")
     event = CanonicalEvent(
         event_id=f"snapshot:{snapshot.snapshot_id}",
         event_type=EventType.INVENTORY_SNAPSHOT,
