@@ -4,7 +4,9 @@
         benchmarks/adapter_instructions.py var/bench/d25000-s11 100000 6000 [carrier.edi]
 
 prints nothing itself; run it with N and with 0 messages and divide the difference of the
-instruction counts (`Collected : ...` on stderr) by N. Wall and CPU time on a shared 2-core
+instruction counts (`Collected : ...` on stderr) by N. For one topic (4th argument), run it
+again with `read` as 5th argument (same lines read and parsed, not normalized) and divide the
+difference by N: the adapter's own instructions per message. Wall and CPU time on a shared 2-core
 machine move by 30 % between runs; instruction counts do not.
 """
 
@@ -25,6 +27,8 @@ from sources.replay import parse_line  # noqa: E402
 def main() -> int:
     directory, start, count = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     topic = sys.argv[4].encode() if len(sys.argv) > 4 else b""  # only lines of this topic
+    # `read` as 5th argument: read and parse the same lines without normalizing them, to subtract.
+    normalize = len(sys.argv) <= 5 or sys.argv[5] != "read"
     normalizer = Normalizer(DEFAULT_TOPIC_ADAPTERS, load_master(directory / "master"))
     normalizer(
         parse_line(
@@ -39,7 +43,9 @@ def main() -> int:
             pass  # skipped the same way whatever the count: the difference is the messages only
         lines = (line for line in handle if topic in line[:40])
         for offset, line in enumerate(itertools.islice(lines, count), start):
-            normalizer(parse_line(line, offset))
+            raw = parse_line(line, offset)
+            if normalize:
+                normalizer(raw)
     return 0
 
 
