@@ -28,6 +28,7 @@ class Site:
     epcis_location: str = ""
     edi_warehouse_id: str = ""
     timezone: str = "UTC"  # IANA name
+    name: str = ""  # optional: how partners name the site (an X12 N102), matched case-insensitively
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class MasterData:
     _by_sku: dict[str, Product] = field(default_factory=dict, repr=False, compare=False)
     _site_by_id: dict[str, Site] = field(default_factory=dict, repr=False, compare=False)
     _site_by_alias: dict[str, Site] = field(default_factory=dict, repr=False, compare=False)
+    _site_by_name: dict[str, Site] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for product in self.products:
@@ -51,6 +53,9 @@ class MasterData:
             for alias in (site.gln, site.epcis_location, site.edi_warehouse_id):
                 if alias:
                     self._site_by_alias[alias] = site
+            for name in (site.name, site.site):
+                if name:
+                    self._site_by_name.setdefault(name_key(name), site)
 
     @property
     def empty(self) -> bool:
@@ -60,8 +65,11 @@ class MasterData:
         return self._by_sku.get(sku)
 
     def sku_for_gtin(self, gtin: str) -> str | None:
-        product = self._by_gtin.get(gtin.zfill(14)) if gtin.isdigit() else None
+        product = self.product_for_gtin(gtin)
         return product.sku if product else None
+
+    def product_for_gtin(self, gtin: str) -> Product | None:
+        return self._by_gtin.get(gtin.zfill(14)) if gtin.isdigit() else None
 
     def site_for(self, raw_id: str) -> str | None:
         """Site for a plant code, GLN, EPCIS location id (SGLN URN or URI) or EDI warehouse id."""
@@ -70,9 +78,19 @@ class MasterData:
         site = self._site_by_alias.get(raw_id)
         return site.site if site else None
 
+    def site_named(self, name: str) -> str | None:
+        """Site whose `name` (or site id) is `name`, ignoring case, spaces and punctuation."""
+        site = self._site_by_name.get(name_key(name))
+        return site.site if site else None
+
     def timezone_of(self, site: str | None) -> str | None:
         found = self._site_by_id.get(site) if site else None
         return found.timezone if found else None
+
+
+def name_key(name: str) -> str:
+    """A name compared loosely: `Bedford Park DC` = `BEDFORD-PARK D.C.`."""
+    return "".join(char for char in name.casefold() if char.isalnum())
 
 
 def unmapped(raw_id: str) -> str:

@@ -14,25 +14,36 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 
 from operators.adapters.common import decode_json, schema_error
-from operators.formats.gs1 import cbv_term, gln_from_location, parse_product_id, sscc_from_id
+from operators.adapters.epcis_fields import (
+    EpcisContext,
+    EpcisSchemaError,
+    event_lines,
+    event_site,
+    field_str,
+    field_time,
+    kind_of,
+    read_biz_transactions,
+    required_object,
+)
+from operators.adapters.mapping import MasterMapping
+from operators.formats.gs1 import cbv_term
 from operators.formats.timeparse import TimeParseError, parse_iso
-from operators.master import MasterData, unmapped
+from operators.master import MasterData
 from operators.model import (
     AdapterResult,
     CanonicalEvent,
     DeadLetterReason,
     EventType,
-    Line,
     RawMessage,
     SourceKind,
     TimePrecision,
+    WarningKind,
     content_id,
     dead,
     ignored,
@@ -54,31 +65,12 @@ _BIZ_STEP_EVENT = {
     "departing": EventType.SHIPMENT_DISPATCHED,
     "receiving": EventType.GOODS_RECEIVED,
 }
-_BTT_FIELD = {"desadv": "delivery_id", "po": "order_id", "bol": "shipment_ref"}
 # eventTimeZoneOffset pattern from the EPCIS 2.0 JSON Schema.
 _TZ_OFFSET = re.compile(r"^[+-]((0\d|1[0-3]):[0-5]\d|14:00)$")
-_ID_SEPARATORS = re.compile(r"[:/]")
-
-
-class _SchemaError(Exception):
-    """A well-formed document with a missing or mistyped field; the message names the field."""
 
 
 class _Unsupported(Exception):
     """JSON that is not an EPCIS document or event."""
-
-
-@dataclass
-class _Context:
-    master: MasterData
-    raw: RawMessage
-    source_system: str
-    creation_date: datetime | None
-    warnings: list[str] = field(default_factory=list)
-
-    def warn(self, text: str) -> None:
-        if text not in self.warnings:
-            self.warnings.append(text)
 
 
 def adapt_epcis(raw: RawMessage, master: MasterData) -> AdapterResult:
@@ -90,11 +82,11 @@ def adapt_epcis(raw: RawMessage, master: MasterData) -> AdapterResult:
         located = _locate_events(document)
         if isinstance(located, str):
             return ignored(located)
-        ctx = _Context(
-            master=master,
+        ctx = EpcisContext(
+            mapping=MasterMapping(master),
             raw=raw,
             source_system=_sender(document),
-            creation_date=_opt_time(document, "creationDate", "document")[0],
+            creation_date=field_time(document, "creationDate", "document")[0],
         )
         events: list[CanonicalEvent] = []
         skipped: Counter[str] = Counter()
@@ -104,36 +96,36 @@ def adapt_epcis(raw: RawMessage, master: MasterData) -> AdapterResult:
                 skipped[made] += 1
             else:
                 events.append(made)
-    except _SchemaError as exc:
+    except EpcisSchemaError as exc:
         return schema_error(raw, ADAPTER, str(exc))
     except _Unsupported as exc:
         return dead(raw, DeadLetterReason.UNSUPPORTED, ADAPTER, str(exc))
     if not events:
         counted = ", ".join(f"{count} {what}" for what, count in skipped.items()) or "empty eventList"
-        return ignored(f"no mapped EPCIS events ({counted})", ctx.warnings)
-    return ok(events, ctx.warnings)
+        return ignored(f"no mapped EPCIS events ({counted})", ctx.mapping.warnings)
+    return ok(events, ctx.mapping.warnings)
 
 
 def _locate_events(document: Any) -> list[tuple[str, Any]] | str:
     """[(JSON path, event)], or an ignore reason for a document that carries no events."""
     if not isinstance(document, dict):
-        raise _SchemaError(f"document: expected a JSON object, got {_kind(document)}")
+        raise EpcisSchemaError(f"document: expected a JSON object, got {kind_of(document)}")
     doc_type = document.get("type")
     if doc_type is not None and not isinstance(doc_type, str):
-        raise _SchemaError(f"type: expected a string, got {_kind(doc_type)}")
+        raise EpcisSchemaError(f"type: expected a string, got {kind_of(doc_type)}")
     if doc_type in ("EPCISDocument", "EPCISQueryDocument") or (doc_type is None and "epcisBody" in document):
-        holder = _required_obj(document, "epcisBody", "")
+        holder = required_object(document, "epcisBody", "")
         path = "epcisBody"
         if doc_type == "EPCISQueryDocument" or "queryResults" in holder:
-            results = _required_obj(holder, "queryResults", path)
-            holder = _required_obj(results, "resultsBody", "epcisBody.queryResults")
+            results = required_object(holder, "queryResults", path)
+            holder = required_object(results, "resultsBody", "epcisBody.queryResults")
             path = "epcisBody.queryResults.resultsBody"
         event_list = holder.get("eventList")
         if not isinstance(event_list, list):
-            raise _SchemaError(f"{path}.eventList: expected an array, got {_kind(event_list)}")
+            raise EpcisSchemaError(f"{path}.eventList: expected an array, got {kind_of(event_list)}")
         return [(f"{path}.eventList[{index}]", item) for index, item in enumerate(event_list)]
     if doc_type is None:
-        raise _SchemaError("type: missing (expected EPCISDocument, EPCISQueryDocument or an event)")
+        raise EpcisSchemaError("type: missing (expected EPCISDocument, EPCISQueryDocument or an event)")
     if doc_type == "EPCISMasterDataDocument":
         return "EPCIS master data document (no events)"
     # A bare event; extension event types are URIs (EPCIS 2.0 7.4.1) and are skipped later.
@@ -142,41 +134,41 @@ def _locate_events(document: Any) -> list[tuple[str, Any]] | str:
     raise _Unsupported(f"type {doc_type[:100]!r} is not an EPCIS document or event type")
 
 
-def _adapt_event(epcis_event: Any, path: str, ctx: _Context) -> CanonicalEvent | str:
+def _adapt_event(epcis_event: Any, path: str, ctx: EpcisContext) -> CanonicalEvent | str:
     """One EPCIS event -> a canonical event, or the reason it is skipped."""
     if not isinstance(epcis_event, dict):
-        raise _SchemaError(f"{path}: expected an event object, got {_kind(epcis_event)}")
+        raise EpcisSchemaError(f"{path}: expected an event object, got {kind_of(epcis_event)}")
     epcis_type = epcis_event.get("type")
     if not isinstance(epcis_type, str) or not epcis_type:
-        raise _SchemaError(f"{path}.type: expected an event type string, got {_kind(epcis_type)}")
+        raise EpcisSchemaError(f"{path}.type: expected an event type string, got {kind_of(epcis_type)}")
     if epcis_type not in _OBJECT_LISTS:
         return epcis_type[:100]
     tz_offset = _tz_offset(epcis_event, path, ctx)
     occurred_at, precision, tz_assumed = _event_time(epcis_event, path, tz_offset)
-    action = (_opt_str(epcis_event, "action", path) or "OBSERVE").upper()
+    action = (field_str(epcis_event, "action", path) or "OBSERVE").upper()
     # DELETE ends the objects' life (ObjectEvent) or unpacks them (AggregationEvent): no
     # goods move in or out, so it is not a pick / pack / dispatch / receipt fact.
     if action == "DELETE":
         return f"{epcis_type} action DELETE"
-    biz_step_raw = _opt_str(epcis_event, "bizStep", path)
+    biz_step_raw = field_str(epcis_event, "bizStep", path)
     biz_step = cbv_term(biz_step_raw) if biz_step_raw else None
     event_type = _BIZ_STEP_EVENT.get(biz_step or "")
     if event_type is None:
         return f"{epcis_type} bizStep {(biz_step or 'absent')[:100]}"
 
-    recorded_at = _opt_time(epcis_event, "recordTime", path)[0] or ctx.creation_date
-    refs, transactions = _biz_transactions(epcis_event, path)
-    disposition = _opt_str(epcis_event, "disposition", path)
+    recorded_at = field_time(epcis_event, "recordTime", path)[0] or ctx.creation_date
+    refs, transactions = read_biz_transactions(epcis_event, path)
+    disposition = field_str(epcis_event, "disposition", path)
     optional = {
         "event_tz_offset": tz_offset,
         "disposition": cbv_term(disposition) if disposition else None,
-        "parent_id": _opt_str(epcis_event, "parentID", path),  # an SSCC pallet / case: not a line
+        "parent_id": field_str(epcis_event, "parentID", path),  # an SSCC pallet / case: not a line
         "biz_transactions": ",".join(transactions),
     }
     attributes = {"epcis_type": epcis_type, "action": action, "biz_step": biz_step or ""}
     attributes.update({key: value for key, value in optional.items() if value})
-    site = _site(epcis_event, path, ctx, attributes)
-    lines = _lines(epcis_event, path, *_OBJECT_LISTS[epcis_type], ctx)
+    site = event_site(epcis_event, path, ctx, attributes)
+    lines = event_lines(epcis_event, path, *_OBJECT_LISTS[epcis_type], ctx)
     event_id = _event_id(epcis_event, path)
     reason_code = None
     declaration = epcis_event.get("errorDeclaration")
@@ -221,23 +213,23 @@ def _event_id(epcis_event: dict[str, Any], path: str) -> str:
     recordTime is repository bookkeeping (it differs between two queries of one event) and
     errorDeclaration is added to the original later; neither is part of the event's identity.
     """
-    event_id = _opt_str(epcis_event, "eventID", path)
+    event_id = field_str(epcis_event, "eventID", path)
     if event_id:
         return f"{ADAPTER}:{event_id}"
     content = {key: value for key, value in epcis_event.items() if key not in ("recordTime", "errorDeclaration")}
     try:
         canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError as exc:  # nesting deeper than orjson serializes
-        raise _SchemaError(f"{path}: event without eventID cannot be hashed: {exc}") from None
+        raise EpcisSchemaError(f"{path}: event without eventID cannot be hashed: {exc}") from None
     return content_id(ADAPTER, canonical.decode("utf-8"))
 
 
-def _tz_offset(epcis_event: dict[str, Any], path: str, ctx: _Context) -> str | None:
-    offset = _opt_str(epcis_event, "eventTimeZoneOffset", path)
+def _tz_offset(epcis_event: dict[str, Any], path: str, ctx: EpcisContext) -> str | None:
+    offset = field_str(epcis_event, "eventTimeZoneOffset", path)
     if offset is None or _TZ_OFFSET.match(offset):
         return offset
     # Informational only (occurred_at comes from eventTime): a bad value is not worth a dead letter.
-    ctx.warn(f"epcis: {path}.eventTimeZoneOffset {offset[:40]!r} is not +hh:mm; dropped")
+    ctx.mapping.warn(WarningKind.BAD_VALUE, f"{path}.eventTimeZoneOffset {offset[:40]!r} is not +hh:mm; dropped")
     return None
 
 
@@ -249,18 +241,18 @@ def _event_time(epcis_event: dict[str, Any], path: str, tz_offset: str | None) -
     """
     value = epcis_event.get("eventTime")
     if value is None:
-        raise _SchemaError(f"{path}.eventTime: missing")
+        raise EpcisSchemaError(f"{path}.eventTime: missing")
     if not isinstance(value, str):
-        raise _SchemaError(f"{path}.eventTime: expected a string, got {_kind(value)}")
+        raise EpcisSchemaError(f"{path}.eventTime: expected a string, got {kind_of(value)}")
     try:
         occurred_at, precision = parse_iso(value, field_name=f"{path}.eventTime")
     except TimeParseError as exc:
         if tz_offset is None:
-            raise _SchemaError(str(exc)) from None
+            raise EpcisSchemaError(str(exc)) from None
         try:
             occurred_at, precision = parse_iso(value + tz_offset, field_name=f"{path}.eventTime")
         except TimeParseError:
-            raise _SchemaError(str(exc)) from None
+            raise EpcisSchemaError(str(exc)) from None
         return occurred_at, precision, True
     return occurred_at, precision, False
 
@@ -269,164 +261,22 @@ def _error_declaration(declaration: Any, path: str) -> tuple[datetime, TimePreci
     """errorDeclaration -> (declarationTime, its precision, reason, correctiveEventIDs)."""
     where = f"{path}.errorDeclaration"
     if not isinstance(declaration, dict):
-        raise _SchemaError(f"{where}: expected an object, got {_kind(declaration)}")
-    declared = _opt_str(declaration, "declarationTime", where)
+        raise EpcisSchemaError(f"{where}: expected an object, got {kind_of(declaration)}")
+    declared = field_str(declaration, "declarationTime", where)
     if declared is None:
-        raise _SchemaError(f"{where}.declarationTime: missing")
+        raise EpcisSchemaError(f"{where}.declarationTime: missing")
     try:
         declared_at, precision = parse_iso(declared, field_name=f"{where}.declarationTime")
     except TimeParseError as exc:
-        raise _SchemaError(str(exc)) from None
-    reason = _opt_str(declaration, "reason", where)
+        raise EpcisSchemaError(str(exc)) from None
+    reason = field_str(declaration, "reason", where)
     corrective = declaration.get("correctiveEventIDs", [])
     if not isinstance(corrective, list) or not all(isinstance(item, str) for item in corrective):
-        raise _SchemaError(f"{where}.correctiveEventIDs: expected an array of strings")
+        raise EpcisSchemaError(f"{where}.correctiveEventIDs: expected an array of strings")
     return declared_at, precision, cbv_term(reason) if reason else "", [f"{ADAPTER}:{c}" for c in corrective]
-
-
-def _biz_transactions(epcis_event: dict[str, Any], path: str) -> tuple[dict[str, str], list[str]]:
-    """bizTransactionList -> canonical reference fields and all `type=id` pairs.
-
-    The business id is the last `:`- or `/`-separated token of the value: CBV URNs
-    (`urn:epcglobal:cbv:bt:<gln>:<id>`), HTTP URIs and plain ids all reduce to it.
-    The first value of a type wins; all of them stay in the `biz_transactions` attribute.
-    """
-    entries = epcis_event.get("bizTransactionList", [])
-    where = f"{path}.bizTransactionList"
-    if not isinstance(entries, list):
-        raise _SchemaError(f"{where}: expected an array, got {_kind(entries)}")
-    refs: dict[str, str] = {}
-    pairs: list[str] = []
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise _SchemaError(f"{where}[{index}]: expected an object, got {_kind(entry)}")
-        value = _opt_str(entry, "bizTransaction", f"{where}[{index}]")
-        if not value:
-            raise _SchemaError(f"{where}[{index}].bizTransaction: missing")
-        type_raw = _opt_str(entry, "type", f"{where}[{index}]")
-        btt = cbv_term(type_raw) if type_raw else ""
-        tokens = [token for token in _ID_SEPARATORS.split(value) if token]
-        business_id = tokens[-1] if tokens else value
-        pairs.append(f"{btt}={business_id}" if btt else business_id)
-        canonical_field = _BTT_FIELD.get(btt)
-        if canonical_field and canonical_field not in refs:
-            refs[canonical_field] = business_id
-    return refs, pairs
-
-
-def _site(epcis_event: dict[str, Any], path: str, ctx: _Context, attributes: dict[str, str]) -> str | None:
-    """bizLocation.id (else readPoint.id) -> site via the site master; the SGLN's GLN as fallback."""
-    location_ids: dict[str, str] = {}
-    for key, attribute in (("bizLocation", "biz_location"), ("readPoint", "read_point")):
-        holder = epcis_event.get(key)
-        if holder is None:
-            continue
-        if not isinstance(holder, dict):
-            raise _SchemaError(f"{path}.{key}: expected an object with an id, got {_kind(holder)}")
-        location_id = _opt_str(holder, "id", f"{path}.{key}")
-        if not location_id:
-            raise _SchemaError(f"{path}.{key}.id: missing")
-        location_ids[key] = attributes[attribute] = location_id
-    raw_id = location_ids.get("bizLocation") or location_ids.get("readPoint")
-    if raw_id is None or ctx.master.empty:
-        return raw_id
-    site = ctx.master.site_for(raw_id)
-    gln = gln_from_location(raw_id) if site is None else None
-    if gln is not None:
-        site = ctx.master.site_for(gln)
-    if site is None:
-        ctx.warn(f"mapping: epcis location {raw_id} is not in the site master")
-        return unmapped(raw_id)
-    return site
-
-
-def _lines(
-    epcis_event: dict[str, Any], path: str, instance_key: str, quantity_key: str, ctx: _Context
-) -> tuple[Line, ...]:
-    """Instance EPCs (1 EA each) and quantity elements -> lines summed per (sku, uom).
-
-    SSCCs (pallets / cases by logistic unit) are containers, not products: they are not lines.
-    """
-    totals: dict[tuple[str, str], float] = {}
-    instances = epcis_event.get(instance_key, [])
-    if not isinstance(instances, list):
-        raise _SchemaError(f"{path}.{instance_key}: expected an array, got {_kind(instances)}")
-    for index, epc in enumerate(instances):
-        if not isinstance(epc, str):
-            raise _SchemaError(f"{path}.{instance_key}[{index}]: expected a string, got {_kind(epc)}")
-        ref = parse_product_id(epc)
-        if ref is not None and ref.is_instance:
-            key = (_sku(ref.gtin, ctx), "EA")
-            totals[key] = totals.get(key, 0.0) + 1.0
-        elif sscc_from_id(epc) is None:
-            ctx.warn(f"epcis: {path}.{instance_key}[{index}] {epc[:100]!r} is not a serialized GTIN; not counted")
-    quantities = epcis_event.get(quantity_key, [])
-    if not isinstance(quantities, list):
-        raise _SchemaError(f"{path}.{quantity_key}: expected an array, got {_kind(quantities)}")
-    for index, element in enumerate(quantities):
-        where = f"{path}.{quantity_key}[{index}]"
-        if not isinstance(element, dict):
-            raise _SchemaError(f"{where}: expected an object, got {_kind(element)}")
-        epc_class = _opt_str(element, "epcClass", where)
-        if not epc_class:
-            raise _SchemaError(f"{where}.epcClass: missing")
-        quantity = element.get("quantity")
-        if quantity is not None and (isinstance(quantity, bool) or not isinstance(quantity, int | float)):
-            raise _SchemaError(f"{where}.quantity: expected a number, got {_kind(quantity)}")
-        uom = _opt_str(element, "uom", where) or "EA"  # no uom: the quantity is a count
-        ref = parse_product_id(epc_class)
-        if ref is None:
-            ctx.warn(f"epcis: {where}.epcClass {epc_class[:100]!r} names no single GTIN; not counted")
-        elif quantity is None:
-            ctx.warn(f"epcis: {where} has no quantity; not counted")
-        else:
-            key = (_sku(ref.gtin, ctx), uom)
-            totals[key] = totals.get(key, 0.0) + float(quantity)
-    return tuple(Line(sku=sku, quantity=quantity, uom=uom) for (sku, uom), quantity in totals.items())
-
-
-def _sku(gtin: str, ctx: _Context) -> str:
-    if ctx.master.empty:
-        return gtin
-    sku = ctx.master.sku_for_gtin(gtin)
-    if sku is None:
-        ctx.warn(f"mapping: epcis GTIN {gtin} is not in the product master")
-        return unmapped(gtin)
-    return sku
 
 
 def _sender(document: dict[str, Any]) -> str:
     """The document's `sender` (EPCIS 2.0 JSON header field) names the source system."""
     sender = document.get("sender")
     return sender.strip() if isinstance(sender, str) and sender.strip() else ADAPTER
-
-
-def _opt_str(holder: dict[str, Any], key: str, path: str) -> str | None:
-    value = holder.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _SchemaError(f"{path}.{key}: expected a string, got {_kind(value)}")
-    return value.strip() or None
-
-
-def _opt_time(holder: dict[str, Any], key: str, path: str) -> tuple[datetime | None, TimePrecision | None]:
-    value = _opt_str(holder, key, path)
-    if value is None:
-        return None, None
-    try:
-        return parse_iso(value, field_name=f"{path}.{key}")
-    except TimeParseError as exc:
-        raise _SchemaError(str(exc)) from None
-
-
-def _required_obj(holder: dict[str, Any], key: str, path: str) -> dict[str, Any]:
-    value = holder.get(key)
-    if not isinstance(value, dict):
-        where = f"{path}.{key}" if path else key
-        raise _SchemaError(f"{where}: expected an object, got {_kind(value)}")
-    return value
-
-
-def _kind(value: object) -> str:
-    return "nothing" if value is None else type(value).__name__

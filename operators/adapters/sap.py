@@ -22,8 +22,9 @@ from datetime import datetime
 from typing import NamedTuple
 
 from operators.adapters.common import decode_json, describe, opt_str, schema_error
+from operators.adapters.mapping import MasterMapping
 from operators.formats.timeparse import parse_iso, parse_sap_datetime
-from operators.master import MasterData, unmapped
+from operators.master import MasterData
 from operators.model import (
     AdapterResult,
     CanonicalEvent,
@@ -33,6 +34,7 @@ from operators.model import (
     RawMessage,
     SourceKind,
     TimePrecision,
+    WarningKind,
     dead,
     ignored,
     ok,
@@ -125,14 +127,14 @@ def _read_envelope(doc: _Json) -> _Envelope:
 
 
 class _Context:
-    """One event being mapped: the envelope, its `data`, and the warnings collected so far."""
+    """One event being mapped: the envelope, its `data`, and the master-data mapping (with the
+    warnings collected so far)."""
 
     def __init__(self, envelope: _Envelope, data: _Json, raw: RawMessage, master: MasterData) -> None:
         self.envelope = envelope
         self.data = data
         self.raw = raw
-        self.master = master
-        self.warnings: list[str] = []
+        self.mapping = MasterMapping(master)
 
     def event(
         self,
@@ -186,26 +188,11 @@ class _Context:
         except (ValueError, OverflowError) as exc:  # TimeParseError is a ValueError
             raise _Invalid(str(exc)) from exc
 
-    def site(self, raw_site: str, element: str) -> str:
-        if self.master.empty:
-            return raw_site
-        site = self.master.site_for(raw_site)
-        if site is None:
-            self.warnings.append(f"mapping: site {raw_site!r} ({element}) not in the site master")
-            return unmapped(raw_site)
-        return site
-
-    def sku(self, material: str) -> str:
-        # Material numbers are the sku (design.md 2.4): an unknown one is kept and reported.
-        if not self.master.empty and self.master.product(material) is None:
-            self.warnings.append(f"mapping: material {material!r} not in the product master")
-        return material
-
     def line(self, item: _Json, where: str, names: tuple[str, str, str], sign: int | None = None) -> Line:
         """A line from an item; with `sign`, the quantity is a movement signed by its movement type
         (OData quantities are unsigned, the direction is the movement type's)."""
         material, quantity, unit = names
-        sku = self.sku(self.required(material, item, where))
+        sku = self.mapping.sku(self.required(material, item, where), lambda: f"{where}.{material}")
         amount = _quantity(item.get(quantity), f"{where}.{quantity}")
         uom = self.required(unit, item, where)
         return Line(sku=sku, quantity=amount if sign is None else sign * abs(amount), uom=uom)
@@ -231,9 +218,9 @@ def _delivery_event(ctx: _Context, event_type: EventType, occurred: _Timed) -> A
         references = {opt_str(item.get("ReferenceSDDocument")) for item in items} - {None}
         order_id = references.pop() if len(references) == 1 else None
     shipping_point = opt_str(ctx.data.get("ShippingPoint"))
-    site = ctx.site(shipping_point, "ShippingPoint") if shipping_point else None
+    site = ctx.mapping.site(shipping_point, "data.ShippingPoint") if shipping_point else None
     event = ctx.event(event_type, occurred, delivery_id=delivery_id, order_id=order_id, site=site, lines=lines)
-    return ok([event], ctx.warnings)
+    return ok([event], ctx.mapping.warnings)
 
 
 def _delivery_created(ctx: _Context) -> AdapterResult:
@@ -288,7 +275,7 @@ def _material_document_created(ctx: _Context) -> AdapterResult:
         plant = ctx.required("Plant", item, item_where)
         line = ctx.line(item, item_where, _MOVEMENT_LINE, sign)
         if (movement_type, plant) not in groups:
-            groups[(movement_type, plant)] = (event_type, ctx.site(plant, "Plant"), {})
+            groups[(movement_type, plant)] = (event_type, ctx.mapping.site(plant, f"{item_where}.Plant"), {})
         quantities = groups[(movement_type, plant)][2]
         quantities[(line.sku, line.uom)] = quantities.get((line.sku, line.uom), 0.0) + line.quantity
     if not groups:
@@ -296,7 +283,9 @@ def _material_document_created(ctx: _Context) -> AdapterResult:
     unknown = sorted(skipped - _COUNTED_BY_GOODS_ISSUE)
     if unknown:
         # Not a mapping warning (nothing to map): a movement we may be missing, made visible.
-        ctx.warnings.append(f"sap: material document {document}: movement types {', '.join(unknown)} skipped")
+        ctx.mapping.warn(
+            WarningKind.SKIPPED, f"material document {document}: movement types {', '.join(unknown)} skipped"
+        )
     attributes = {"material_document": document}
     year = opt_str(ctx.data.get("MaterialDocumentYear"))
     if year:
@@ -317,7 +306,7 @@ def _material_document_created(ctx: _Context) -> AdapterResult:
         )
         for (movement_type, plant), (event_type, site, quantities) in groups.items()
     ]
-    return ok(events, ctx.warnings)
+    return ok(events, ctx.mapping.warnings)
 
 
 _HANDLERS: Mapping[str, Callable[[_Context], AdapterResult]] = {

@@ -15,8 +15,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from operators.adapters.common import decode_json, schema_error
+from operators.adapters.mapping import MasterMapping
 from operators.formats.timeparse import parse_iso
-from operators.master import MasterData, unmapped
+from operators.master import MasterData
 from operators.model import (
     AdapterResult,
     CanonicalEvent,
@@ -81,21 +82,12 @@ def adapt_snapshot(raw: RawMessage, master: MasterData) -> AdapterResult:
             return schema_error(raw, ADAPTER, f"snapshot: lines[{index}].sku: duplicate sku {line.sku!r}")
         seen.add(line.sku)
 
-    warnings: list[str] = []
-    site = snapshot.site
-    if not master.empty:
-        mapped = master.site_for(site)
-        if mapped is None:
-            warnings.append(f"mapping: site {site!r} of snapshot {snapshot.snapshot_id} not in the site master")
-            site = unmapped(site)
-        else:
-            site = mapped
-        # skus are ERP material numbers already: an unknown one is kept as is, and reported.
-        warnings.extend(
-            f"mapping: sku {line.sku!r} of snapshot {snapshot.snapshot_id} not in the product master"
-            for line in snapshot.lines
-            if master.product(line.sku) is None
-        )
+    mapping = MasterMapping(master)
+    site = mapping.site(snapshot.site, "site")
+    for index, line in enumerate(snapshot.lines):
+        # skus are ERP material numbers already; only an unknown one needs its path (hundreds of lines)
+        if master.product(line.sku) is None:
+            mapping.sku(line.sku, f"lines[{index}].sku")
     event = CanonicalEvent(
         event_id=f"snapshot:{snapshot.snapshot_id}",
         event_type=EventType.INVENTORY_SNAPSHOT,
@@ -111,7 +103,7 @@ def adapt_snapshot(raw: RawMessage, master: MasterData) -> AdapterResult:
         raw_ref=raw.raw_ref,
         attributes={"system": snapshot.system},
     )
-    return ok([event], warnings)
+    return ok([event], mapping.warnings)
 
 
 def _precision(doc: object) -> TimePrecision:

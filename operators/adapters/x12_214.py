@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from operators.adapters.x12_support import SetContext
+from operators.adapters.x12_zones import UNRESOLVED_ZONE, LocalZone, location_zone, read_time, site_zone
 from operators.formats.x12 import Segment
-from operators.formats.x12_time import X12TimeError, to_utc
-from operators.model import CanonicalEvent, EventTemplate, EventType, Milestone, SourceKind, content_id
+from operators.model import CanonicalEvent, EventTemplate, EventType, Milestone, SourceKind, WarningKind, content_id
 
 SOURCE_FORMAT = "x12-214"
 
@@ -39,7 +39,8 @@ _TRACKING_QUALIFIERS = ("2I", "CN")  # tracking number, carrier's reference (PRO
 _APPOINTMENTS = {"AA": "pickup", "AB": "delivery"}
 # E1651 has no "out for delivery" reason: carriers say it in the stop's K1 remarks instead.
 _OUT_FOR_DELIVERY_PHRASES = ("OUT FOR DELIVERY", "ON VEHICLE FOR DELIVERY", "WITH DELIVERY COURIER")
-# N1 entity codes (E98) whose N104 may name our own site (ship from / shipper / warehouse).
+# N1 entity codes (E98) that may name our own site (ship from, shipper, warehouse), by
+# preference: the fallback zone of local times.
 _SITE_ENTITIES = ("SF", "SH", "WH")
 
 
@@ -64,7 +65,14 @@ class _Stop:
 class _Header:
     b10: Segment | None = None
     refs: list[tuple[str, str]] = field(default_factory=list)
-    site_ids: list[str] = field(default_factory=list)
+    sites: list[tuple[int, str, str]] = field(default_factory=list)  # (preference, N104 id, N102 name)
+    _ship_from: list[LocalZone | None] = field(default_factory=list)  # computed once, when needed
+
+    def ship_from(self, ctx: SetContext) -> LocalZone | None:
+        """The zone of our ship-from site (N1*SF/SH/WH by id or name), for local times."""
+        if not self._ship_from:
+            self._ship_from.append(site_zone(ctx, [(raw_id, name) for _, raw_id, name in sorted(self.sites)]))
+        return self._ship_from[0]
 
 
 def events_214(ctx: SetContext) -> list[CanonicalEvent]:
@@ -73,7 +81,6 @@ def events_214(ctx: SetContext) -> list[CanonicalEvent]:
     if header.b10 is None:
         raise ctx.fail(None, "B10 segment missing")
     pro, bol, scac = header.b10.els(3)
-    local_zone = _site_timezone(ctx, header.site_ids)
     template = EventTemplate(
         source_kind=SourceKind.CARRIER,
         source_format=SOURCE_FORMAT,
@@ -90,6 +97,9 @@ def events_214(ctx: SetContext) -> list[CanonicalEvent]:
         ref_attributes: dict[str, str] = {}
         for qualifier, value in stop.refs + header.refs:
             ref_attributes.setdefault(f"ref_{qualifier}", value)
+        # The stop's own references are part of an AT7's identity: two identical AT7s in
+        # different stops stay two events.
+        stop_key = "|".join(f"{q}={v}" for q, v in sorted(stop.refs))
         for status in stop.statuses:
             event = _event(
                 ctx,
@@ -97,8 +107,8 @@ def events_214(ctx: SetContext) -> list[CanonicalEvent]:
                 stop,
                 refs=refs,
                 ref_attributes=ref_attributes,
-                b10=(pro, bol, scac),
-                local_zone=local_zone,
+                identity=(pro, bol, scac, stop_key),
+                header=header,
                 template=template,
             )
             if event is not None:
@@ -120,9 +130,9 @@ def _read(ctx: SetContext) -> tuple[_Header, list[_Stop]]:
         if tag == "B10" and header.b10 is None:
             header.b10 = segment
         elif tag == "N1":
-            site_id = segment.el(4) or segment.el(2)
-            if segment.el(1) in _SITE_ENTITIES and site_id:
-                header.site_ids.append(site_id)
+            entity = segment.el(1)
+            if entity in _SITE_ENTITIES:
+                header.sites.append((_SITE_ENTITIES.index(entity), segment.el(4), segment.el(2)))
         elif tag == "L11" and segment.el(1):
             (stop.refs if stop is not None else header.refs).append((segment.el(2), segment.el(1)))
         elif stop is None:
@@ -137,16 +147,6 @@ def _read(ctx: SetContext) -> tuple[_Header, list[_Stop]]:
         elif tag == "K1":
             stop.remarks.append(" ".join(e.strip() for e in segment.elements if e.strip()))
     return header, stops
-
-
-def _site_timezone(ctx: SetContext, site_ids: list[str]) -> str | None:
-    """The timezone of our own site named in N1*SF/SH/WH, for AT7 times given as local time."""
-    for raw_id in site_ids:
-        site = ctx.master.site_for(raw_id)
-        zone = ctx.master.timezone_of(site)
-        if zone:
-            return zone
-    return None
 
 
 def _first(refs: list[tuple[str, str]], qualifiers: tuple[str, ...]) -> str | None:
@@ -178,8 +178,8 @@ def _event(
     *,
     refs: dict[str, str | None],
     ref_attributes: dict[str, str],
-    b10: tuple[str, str, str],
-    local_zone: str | None,
+    identity: tuple[str, str, str, str],
+    header: _Header,
     template: EventTemplate,
 ) -> CanonicalEvent | None:
     at7 = status.at7
@@ -190,31 +190,28 @@ def _event(
     elif appointment_code:
         event_type, code, reason = EventType.APPOINTMENT, appointment_code, appointment_reason or status_reason or None
     else:
-        ctx.warnings.append(f"x12: {ctx.tset.describe()} {at7.describe()} has neither AT701 nor AT703; skipped")
+        ctx.warn(WarningKind.SKIPPED, f"{ctx.tset.describe()} {at7.describe()} has neither AT701 nor AT703")
         return None
     if not date_text:
         raise ctx.fail(at7, "AT705 date missing")
-    try:
-        resolved = to_utc(
-            date_text,
-            time_text,
-            time_code,
-            local_zone=local_zone,
-            date_element="AT705",
-            time_element="AT706",
-        )
-    except X12TimeError as exc:
-        raise ctx.fail(at7, str(exc)) from exc
-    if not resolved.known_code:
-        ctx.warnings.append(f"x12: {at7.describe()} unknown AT707 time code {time_code!r}, read as local time")
-    location = _location(status.ms1)
+    ms1 = status.ms1
+    place = (city, region, country) = ms1.els(3) if ms1 is not None else ("", "", "")
+
+    def local_zone() -> LocalZone:
+        # AT707 LT or absent: where the status happened (MS1), else our ship-from site, else unresolved.
+        at_location = location_zone(ctx, ms1, (city, region, country)) if ms1 is not None else None
+        return at_location or header.ship_from(ctx) or UNRESOLVED_ZONE
+
+    resolved, time_attributes = read_time(
+        ctx, at7, (date_text, time_text, time_code), ("AT705", "AT706", "AT707"), local_zone
+    )
+    location = ", ".join([part for part in place if part]) or None  # MS101 city, MS102 state, MS103 country
     attributes = dict(ref_attributes)
     if stop.number:
         attributes["stop"] = stop.number
     if time_code:
         attributes["time_code"] = time_code
-    if resolved.local:
-        attributes["assumed_timezone"] = resolved.zone
+    attributes.update(time_attributes)
     if stop.exceptions:
         attributes["lading_exception"] = "; ".join(stop.exceptions)  # Q7
     if stop.remarks:
@@ -224,7 +221,7 @@ def _event(
         milestone = None
     else:
         milestone = _milestone(code, stop.remarks)
-    pro, bol, scac = b10
+    pro, bol, scac, stop_key = identity
     event_id = content_id(
         SOURCE_FORMAT,
         "214",
@@ -239,8 +236,7 @@ def _event(
         time_code,
         location,
         refs["delivery_id"],
-        # The stop's own references: two identical AT7s in different stops stay two events.
-        "|".join(f"{q}={v}" for q, v in sorted(stop.refs)),
+        stop_key,
     )
     return template.event(
         event_id=event_id,
@@ -263,10 +259,3 @@ def _milestone(code: str, remarks: list[str]) -> Milestone:
     if code == "X6" and any(p in r.upper() for r in remarks for p in _OUT_FOR_DELIVERY_PHRASES):
         return Milestone.OUT_FOR_DELIVERY
     return _MILESTONES.get(code, Milestone.UNKNOWN)
-
-
-def _location(ms1: Segment | None) -> str | None:
-    """MS101 city, MS102 state/province, MS103 country -> "city, state, country"."""
-    if ms1 is None:
-        return None
-    return ", ".join([part for part in ms1.els(3) if part]) or None

@@ -1,5 +1,5 @@
 """What the X12 set adapters (214, 945, 947) share: the per-set context, master-data mapping of
-sites and products, numbers, and the schema error they raise for a set that cannot be read.
+products, numbers, and the schema error they raise for a set that cannot be read.
 """
 
 from __future__ import annotations
@@ -7,12 +7,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
+from operators.adapters.mapping import MasterMapping
 from operators.formats.x12 import Segment, TransactionSet
-from operators.master import MasterData, unmapped
-from operators.model import RawMessage
+from operators.master import unmapped
+from operators.model import RawMessage, WarningKind
 
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
 
@@ -32,13 +33,16 @@ class X12SchemaError(ValueError):
 
 @dataclass
 class SetContext:
-    """One transaction set being adapted, with what it needs from the message around it."""
+    """One transaction set being adapted, with what it needs from the message around it: the
+    message's master-data mapping collects the warnings of all its sets."""
 
     raw: RawMessage
-    master: MasterData
+    mapping: MasterMapping
     tset: TransactionSet
     recorded_at: datetime | None
-    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, kind: WarningKind, message: str) -> None:
+        self.mapping.warn(kind, message)
 
     def fail(self, segment: Segment | None, problem: str) -> X12SchemaError:
         where = f" {segment.describe()}" if segment is not None else ""
@@ -60,20 +64,6 @@ def parse_quantity(ctx: SetContext, segment: Segment, index: int, element: str) 
     if not math.isfinite(value):
         raise ctx.fail(segment, f"{element} quantity {text!r} is out of range")
     return value
-
-
-def map_site(ctx: SetContext, raw_id: str, element: str) -> str:
-    """A warehouse id -> site via the site master; `UNMAPPED:<raw>` + a mapping warning if unknown.
-
-    With no master loaded, the raw id is kept as it is.
-    """
-    if ctx.master.empty:
-        return raw_id
-    site = ctx.master.site_for(raw_id)
-    if site is None:
-        ctx.warnings.append(f"mapping: site {raw_id!r} ({element}) not in the site master")
-        return unmapped(raw_id)
-    return site
 
 
 def product_ids(segment: Segment, pair_starts: Iterable[int], case_code: Sequence[int]) -> list[tuple[str, str]]:
@@ -102,7 +92,7 @@ def map_product(ctx: SetContext, segment: Segment, pairs: list[tuple[str, str]],
     """
     if not pairs:
         raise ctx.fail(segment, f"no product id ({element})")
-    master = ctx.master
+    master = ctx.mapping.master
     by_qualifier = dict(reversed(pairs))  # the first id per qualifier wins
     preferred = next(
         (by_qualifier[q] for q in _RAW_PREFERENCE if q in by_qualifier),
@@ -119,5 +109,6 @@ def map_product(ctx: SetContext, segment: Segment, pairs: list[tuple[str, str]],
         if qualifier in SKU_QUALIFIERS and master.product(value) is not None:
             return value
     qualifier = next(q for q, v in pairs if v == preferred)
-    ctx.warnings.append(f"mapping: product {preferred!r} ({qualifier}, {segment.describe()}) not in the product master")
+    where = f"{qualifier}, {segment.describe()}"
+    ctx.warn(WarningKind.MAPPING, f"product {preferred!r} ({where}) not in the product master")
     return unmapped(preferred)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from operators.adapters.x12_support import SetContext, map_product, map_site, parse_quantity, product_ids
+from operators.adapters.x12_support import SetContext, map_product, parse_quantity, product_ids
+from operators.adapters.x12_zones import UNRESOLVED_ZONE, LocalZone, location_zone, read_time, site_zone
 from operators.formats.x12 import Segment
-from operators.formats.x12_time import ResolvedTime, X12TimeError, to_utc
 from operators.model import CanonicalEvent, EventType, Line, SourceKind, content_id
 
 FORMAT_945 = "x12-945"
@@ -25,38 +25,44 @@ class _Warehouse:
 
     site_ids: dict[str, str] = field(default_factory=dict)  # N101 entity -> N104 id (first)
     parties: dict[str, str] = field(default_factory=dict)  # N101 entity -> N102 name (first)
+    addresses: dict[str, Segment] = field(default_factory=dict)  # N101 entity -> its N4 (first)
+    _entity: str = ""  # the N1 loop being read
 
-    def take(self, n1: Segment) -> None:
-        entity = n1.el(1)
-        if n1.el(4):
-            self.site_ids.setdefault(entity, n1.el(4))
-        if n1.el(2):
-            self.parties.setdefault(entity, n1.el(2))
+    def take(self, segment: Segment) -> None:
+        """An N1 (starts a party) or an N4 (the address of the party being read)."""
+        if segment.tag == "N4":
+            if self._entity:
+                self.addresses.setdefault(self._entity, segment)
+            return
+        self._entity = entity = segment.el(1)
+        if segment.el(4):
+            self.site_ids.setdefault(entity, segment.el(4))
+        if segment.el(2):
+            self.parties.setdefault(entity, segment.el(2))
 
+    def site(self, ctx: SetContext, entities: tuple[str, ...]) -> str | None:
+        """The site of the first entity in `entities` that carries an N104 id, via the master."""
+        for entity in entities:
+            raw_id = self.site_ids.get(entity)
+            if raw_id:
+                return ctx.mapping.site(raw_id, f"N1*{entity} N104")
+        return None
 
-def _site(ctx: SetContext, warehouse: _Warehouse, entities: tuple[str, ...]) -> tuple[str | None, str | None]:
-    """(site, its timezone) from the first N1 entity in `entities` that carries an N104 id."""
-    for entity in entities:
-        raw_id = warehouse.site_ids.get(entity)
-        if raw_id:
-            site = map_site(ctx, raw_id, f"N1*{entity} N104")
-            return site, ctx.master.timezone_of(site)
-    return None, None
-
-
-def _resolve(
-    ctx: SetContext,
-    segment: Segment,
-    dates: tuple[str, str, str],
-    elements: tuple[str, str],
-    local_zone: str | None,
-) -> tuple[ResolvedTime, bool]:
-    """(resolved time, tz_assumed): a local reading is an assumption unless the site's zone was used."""
-    try:
-        resolved = to_utc(*dates, local_zone=local_zone, date_element=elements[0], time_element=elements[1])
-    except X12TimeError as exc:
-        raise ctx.fail(segment, str(exc)) from exc
-    return resolved, resolved.local and (local_zone is None or resolved.zone != local_zone)
+    def local_zone(self, ctx: SetContext, entities: tuple[str, ...]) -> LocalZone:
+        """The zone of the warehouse's local times: its site-master zone (by N104 id or N102
+        name), else its N4 address, else unresolved (x12_zones)."""
+        parties = [(self.site_ids.get(entity, ""), self.parties.get(entity, "")) for entity in entities]
+        found = site_zone(ctx, parties)
+        if found is not None:
+            return found
+        for entity in entities:
+            n4 = self.addresses.get(entity)
+            if n4 is not None:
+                city, region, _, country = n4.els(4)  # N401 city, N402 state, N403 postal code, N404 country
+                at_address = location_zone(ctx, n4, (city, region, country))
+                if at_address is not None:
+                    return at_address
+        return UNRESOLVED_ZONE
 
 
 def events_945(ctx: SetContext) -> list[CanonicalEvent]:
@@ -76,7 +82,7 @@ def events_945(ctx: SetContext) -> list[CanonicalEvent]:
             in_detail = True
         if tag == "W06" and w06 is None:
             w06 = segment
-        elif tag == "N1" and not in_detail:
+        elif tag in ("N1", "N4") and not in_detail:
             warehouse.take(segment)
         elif tag == "N9" and segment.el(2):
             if not in_detail:
@@ -93,15 +99,19 @@ def events_945(ctx: SetContext) -> list[CanonicalEvent]:
             w03 = segment
     if w06 is None:
         raise ctx.fail(None, "W06 segment missing")
-    site, local_zone = _site(ctx, warehouse, ("WH", "SF"))
+    site = warehouse.site(ctx, ("WH", "SF"))
+
+    def local_zone() -> LocalZone:
+        return warehouse.local_zone(ctx, ("WH", "SF"))
+
     if g62 is not None and g62.el(2):
         # G62*11: G6202 date, G6204 time, G6205 time code (E623).
-        resolved, tz_assumed = _resolve(ctx, g62, (g62.el(2), g62.el(4), g62.el(5)), ("G6202", "G6204"), local_zone)
         when = (g62.el(2), g62.el(4), g62.el(5))
+        resolved, time_attributes = read_time(ctx, g62, when, ("G6202", "G6204", "G6205"), local_zone)
     elif w06.el(3):
-        # W0603 is the actual ship date, date only: midnight at the site, precision day.
-        resolved, tz_assumed = _resolve(ctx, w06, (w06.el(3), "", ""), ("W0603", ""), local_zone)
+        # W0603 is the actual ship date, date only: midnight local time, precision day.
         when = (w06.el(3), "", "")
+        resolved, time_attributes = read_time(ctx, w06, when, ("W0603", "", ""), local_zone)
     else:
         raise ctx.fail(w06, "no ship date: W0603 empty and no G62*11")
     lines, line_keys = [], []
@@ -122,6 +132,7 @@ def events_945(ctx: SetContext) -> list[CanonicalEvent]:
         attributes["license_plates"] = ",".join(plates)
     if w03 is not None and w03.el(1):
         attributes["total_units"] = w03.el(1)
+    attributes.update(time_attributes)
     event_id = content_id(FORMAT_945, "945", w06.el(2), w06.el(3), w06.el(4), w06.el(6), *when, *line_keys)
     event = CanonicalEvent(
         event_id=event_id,
@@ -133,7 +144,7 @@ def events_945(ctx: SetContext) -> list[CanonicalEvent]:
         recorded_at=ctx.recorded_at,
         received_at=ctx.raw.received_at,
         time_precision=resolved.precision,
-        tz_assumed=tz_assumed,
+        tz_assumed=resolved.local,
         delivery_id=w06.el(2) or None,
         order_id=w06.el(6) or None,
         shipment_ref=shipment_ref or None,
@@ -161,7 +172,7 @@ def events_947(ctx: SetContext) -> list[CanonicalEvent]:
     for segment in ctx.tset.body:
         if segment.tag == "W15" and w15 is None:
             w15 = segment
-        elif segment.tag == "N1":
+        elif segment.tag in ("N1", "N4"):
             warehouse.take(segment)
         elif segment.tag == "W19":
             w19s.append(segment)
@@ -169,9 +180,11 @@ def events_947(ctx: SetContext) -> list[CanonicalEvent]:
         raise ctx.fail(None, "W15 segment missing")
     if not w15.el(1):
         raise ctx.fail(w15, "W1501 adjustment date missing")
-    site, local_zone = _site(ctx, warehouse, ("WH",))
-    # W1501 is a date only: midnight at the site, precision day.
-    resolved, tz_assumed = _resolve(ctx, w15, (w15.el(1), "", ""), ("W1501", ""), local_zone)
+    site = warehouse.site(ctx, ("WH",))
+    # W1501 is a date only: midnight local time at the warehouse, precision day.
+    resolved, time_attributes = read_time(
+        ctx, w15, (w15.el(1), "", ""), ("W1501", "", ""), lambda: warehouse.local_zone(ctx, ("WH",))
+    )
     by_reason: dict[str, tuple[list[Line], list[str]]] = {}
     for w19 in w19s:
         reason = w19.el(1)
@@ -188,6 +201,7 @@ def events_947(ctx: SetContext) -> list[CanonicalEvent]:
         attributes["depositor_adjustment_number"] = w15.el(3)
     if "DE" in warehouse.parties:
         attributes["depositor"] = warehouse.parties["DE"]
+    attributes.update(time_attributes)
     events = []
     for reason, (lines, keys) in by_reason.items():
         events.append(
@@ -201,12 +215,12 @@ def events_947(ctx: SetContext) -> list[CanonicalEvent]:
                 recorded_at=ctx.recorded_at,
                 received_at=ctx.raw.received_at,
                 time_precision=resolved.precision,
-                tz_assumed=tz_assumed,
+                tz_assumed=resolved.local,
                 site=site,
                 reason_code=reason or None,
                 lines=tuple(lines),
                 raw_ref=ctx.raw.raw_ref,
-                attributes=attributes,
+                attributes=dict(attributes),
             )
         )
     return events

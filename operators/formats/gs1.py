@@ -184,6 +184,27 @@ def _parse_product_id(uri: str) -> ProductRef | None:
     return ProductRef(gtin=gtin, serial=elements.get("21") or None, lot=elements.get("10") or None)
 
 
+_SGTIN_ID = "urn:epc:id:sgtin:"
+
+
+def instance_gtin(uri: str) -> str | None:
+    """The GTIN-14 of an instance-level EPC (one trade item: an SGTIN, a Digital Link with a
+    serial), else None. The same answer as `parse_product_id(uri)` with `is_instance`.
+
+    EPC lists name one serial per item, so a cache of whole URIs always misses: the plain SGTIN
+    URN is split here and only its class part (company prefix, item reference) is looked up.
+    """
+    if uri.startswith(_SGTIN_ID):
+        fields = uri[len(_SGTIN_ID) :].split(".", 2)
+        serial = fields[-1]
+        # (A serial ending in a blank or holding a newline goes the general way, as the URN
+        # pattern reads those differently.)
+        if len(fields) == 3 and serial and serial != "*" and not serial[-1].isspace() and "\n" not in serial:
+            return gtin_from_epc_parts(fields[0], fields[1])
+    ref = parse_product_id(uri)
+    return ref.gtin if ref is not None and ref.is_instance else None
+
+
 def sscc_from_id(uri: str) -> str | None:
     """An SSCC URN (`urn:epc:id:sscc:0614141.1234567890`) or Digital Link (/00/) -> SSCC-18."""
     parts = _split_epc_urn(uri, 2)

@@ -1,8 +1,9 @@
 """Parse the master-data CSV files (design.md 2.4) into `MasterData`. Pure: text in, data out.
 
 products.csv: `sku,gtin,uom,description` and an optional `conversions` (`CS=12;PL=480`: one CS
-is 12 base units). sites.csv: `site,gln,epcis_location,edi_warehouse_id,timezone`.
-Every documented column must be in the header (any order; `conversions` may be absent); unknown
+is 12 base units). sites.csv: `site,gln,epcis_location,edi_warehouse_id,timezone` and an optional
+`name` (how partners name the site in X12 N102, for local times).
+Every documented column must be in the header (any order; `conversions`, `name` may be absent); unknown
 extra columns are ignored (ERP exports carry more). A malformed file is refused as
 a whole with a `MasterDataError` naming the file, line and column: loading half a master would
 turn every id it misses into an UNMAPPED mapping warning, which is harder to diagnose.
@@ -102,6 +103,7 @@ def parse_sites(text: str, *, name: str = "sites.csv") -> tuple[Site, ...]:
                 epcis_location=row["epcis_location"],
                 edi_warehouse_id=row["edi_warehouse_id"],
                 timezone=_timezone(row["timezone"], name, line),
+                name=row.get("name", ""),
             )
         )
     return tuple(sites)

@@ -6,19 +6,39 @@ column: real files collapse its space padding. A bare `ST..SE` snippet (no ISA/G
 published samples) is accepted too, with the separators sniffed from the ST segment.
 
 Control numbers and counts (SE01, SE02, GE01, GE02, IEA01, IEA02) are validated, but a mismatch
-is only a warning: public samples get them wrong. Syntax that cannot be read (garbage, an
-unterminated set, a truncated interchange) raises `X12ParseError` naming the segment.
+is only a warning: public samples get them wrong. So are missing or misplaced `GE` / `IEA`
+trailers: every complete `ST..SE` set is read. Syntax that cannot be read (garbage, a set without
+its `SE`, a truncated ISA) raises `X12ParseError` naming the segment and element.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+
+from operators.formats.x12_envelope import EnvelopeReader
+from operators.formats.x12_segments import (
+    Envelope,
+    Segment,
+    Separators,
+    TransactionSet,
+    X12Document,
+    X12ParseError,
+)
+
+__all__ = [
+    "Envelope",
+    "Segment",
+    "Separators",
+    "TransactionSet",
+    "X12Document",
+    "X12ParseError",
+    "looks_like_x12",
+    "parse_x12",
+    "tokenize",
+]
 
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{1,2}")
 _NEWLINES = re.compile(r"\r\n|\r|\n")
-# Tags that open or close a set, group or interchange: inside a set, anything else is its body.
-_ENVELOPE_TAGS = frozenset({"SE", "ST", "GS", "GE", "ISA", "IEA"})
 # A payload is X12 when it starts with one of these envelope or set headers.
 _STARTS = ("ISA", "GS", "ST")
 _ISA_ELEMENTS = 16
@@ -26,8 +46,10 @@ _BLANKS = " \t\r\n"
 # Segment ids seen in the sets we read, known to match `_SEGMENT_ID` (a set lookup is cheaper
 # than the regex); any other tag is still checked by the regex.
 _COMMON_TAGS = frozenset(
-    "ISA IEA GS GE ST SE B10 L11 N1 N2 N3 N4 LX AT7 MS1 MS2 AT8 K1 Q7 W06 W12 W03 W27 G62 N9 W15 W19".split()
+    "ISA IEA GS GE ST SE TA1 B10 L11 N1 N2 N3 N4 LX AT7 MS1 MS2 AT8 K1 Q7 W06 W12 W03 W27 G62 N9 W15 W19".split()
 )
+# Segments that may open the next segment after an ISA: where a truncated ISA ends.
+_AFTER_ISA = ("GS", "ST", "TA1", "IEA")
 
 
 def _is_delimiter(char: str) -> bool:
@@ -36,82 +58,10 @@ def _is_delimiter(char: str) -> bool:
     return len(char) == 1 and not char.isalnum() and char not in _BLANKS
 
 
-class X12ParseError(ValueError):
-    """Input that is not readable X12; the message names the segment and what was wrong."""
-
-
-@dataclass(frozen=True, slots=True)
-class Separators:
-    element: str
-    segment: str  # "\n" means: one segment per line
-    component: str | None = None
-    repetition: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """One segment. `elements[0]` is element 01 (the tag is not an element)."""
-
-    tag: str
-    elements: tuple[str, ...]
-    position: int  # 1-based ordinal of the segment in the message, for error messages
-
-    def el(self, index: int) -> str:
-        """Element `index` (1-based, as in `AT705`), stripped of space padding; "" if absent."""
-        elements = self.elements
-        if 1 <= index <= len(elements):
-            return elements[index - 1].strip()
-        return ""
-
-    def els(self, count: int) -> list[str]:
-        """Elements 1..`count` as `el()` reads them (stripped, "" if absent), in one call."""
-        values = [element.strip() for element in self.elements[:count]]
-        if len(values) < count:
-            values += [""] * (count - len(values))
-        return values
-
-    def describe(self) -> str:
-        return f"segment {self.position} ({self.tag})"
-
-
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """The interchange (ISA) and functional group (GS) around a transaction set; None if absent."""
-
-    sender_id: str | None = None  # ISA06
-    receiver_id: str | None = None  # ISA08
-    interchange_control: str | None = None  # ISA13
-    functional_id: str | None = None  # GS01
-    group_sender: str | None = None  # GS02
-    group_date: str | None = None  # GS04 CCYYMMDD
-    group_time: str | None = None  # GS05 HHMM[SS[D[D]]]
-    group_control: str | None = None  # GS06
-    version: str | None = None  # GS08
-
-
-@dataclass(frozen=True, slots=True)
-class TransactionSet:
-    set_id: str  # ST01, e.g. "214"
-    control_number: str  # ST02
-    body: tuple[Segment, ...]  # the segments between ST and SE
-    envelope: Envelope
-    position: int  # position of the ST segment
-
-    def describe(self) -> str:
-        return f"{self.set_id} set ST02={self.control_number}"
-
-
-@dataclass(frozen=True, slots=True)
-class X12Document:
-    separators: Separators
-    transaction_sets: tuple[TransactionSet, ...]
-    warnings: tuple[str, ...] = field(default=())
-
-
 def parse_x12(text: str) -> X12Document:
     """Tokenize and check the envelopes. Raises X12ParseError for unreadable input."""
     separators, segments = tokenize(text)
-    return _Structure(separators).build(segments)
+    return EnvelopeReader(separators).build(segments)
 
 
 def looks_like_x12(text: str) -> bool:
@@ -143,16 +93,21 @@ def tokenize(text: str) -> tuple[Separators, list[Segment]]:
         pieces = body.replace("\r", "").replace("\n", "").split(separators.segment)
     element = separators.element
     segments: list[Segment] = []
+    append = segments.append
+    position = 0
     for piece in pieces:
-        stripped = piece.strip(_BLANKS)
-        if not stripped:
-            continue
-        parts = stripped.split(element)
-        tag = parts[0].strip()
-        position = len(segments) + 1
-        if tag not in _COMMON_TAGS and not _SEGMENT_ID.fullmatch(tag):
-            raise X12ParseError(f"segment {position}: {tag[:20]!r} is not a segment id (in {stripped[:40]!r})")
-        segments.append(Segment(tag, tuple(parts[1:]), position))
+        parts = piece.split(element)
+        tag = parts[0]
+        if tag not in _COMMON_TAGS:  # blanks around the segment, an empty piece, a rarer tag
+            stripped = piece.strip(_BLANKS)
+            if not stripped:
+                continue
+            parts = stripped.split(element)
+            tag = parts[0].strip()
+            if tag not in _COMMON_TAGS and not _SEGMENT_ID.fullmatch(tag):
+                raise X12ParseError(f"segment {position + 1}: {tag[:20]!r} is not a segment id (in {stripped[:40]!r})")
+        position += 1
+        append(Segment(tag, parts, position))
     return separators, segments
 
 
@@ -165,13 +120,17 @@ def _isa_separators(body: str) -> Separators:
     # ISA01..ISA15, then everything after the 16th separator (ISA16 onwards).
     fields = body.split(element, _ISA_ELEMENTS)
     if len(fields) <= _ISA_ELEMENTS:
-        raise X12ParseError("segment 1 (ISA): truncated, fewer than 16 elements")
+        raise X12ParseError(
+            f"segment 1 (ISA): truncated, {len(fields) - 1} elements, 16 expected (ISA{len(fields):02d}..ISA16 missing)"
+        )
     rest = fields[_ISA_ELEMENTS]
     if len(rest) < 2:
-        raise X12ParseError("segment 1 (ISA): truncated after ISA16")
+        raise X12ParseError("segment 1 (ISA): truncated after ISA16, no segment terminator")
     component, terminator = rest[0], rest[1]
     if not _is_delimiter(component) or component == element:
-        raise X12ParseError(f"segment 1 (ISA): ISA16 component separator {component!r} is not a delimiter")
+        raise X12ParseError(
+            _short_isa(body, element) or f"segment 1 (ISA): ISA16 component separator {component!r} is not a delimiter"
+        )
     if terminator in "\r\n":
         terminator = "\n"
     elif not _is_delimiter(terminator) or terminator in (element, component):
@@ -180,6 +139,23 @@ def _isa_separators(body: str) -> Separators:
     # ISA11 is the repetition separator from 00402 on (a `U` before that).
     repetition = isa11 if len(isa11) == 1 and not isa11.isalnum() and isa11 != terminator else None
     return Separators(element=element, segment=terminator, component=component, repetition=repetition)
+
+
+def _short_isa(body: str, element: str) -> str | None:
+    """The error for an ISA that ends before its 16th element (the next segment starts early),
+    else None. Without it, a truncated ISA is reported as an odd ISA16 taken from the GS."""
+    starts = [index for tag in _AFTER_ISA if (index := body.find(tag + element, 4)) > 0]
+    if not starts:
+        return None
+    next_tag = next(tag for tag in _AFTER_ISA if body.startswith(tag + element, min(starts)))
+    header = body[: min(starts)].rstrip(_BLANKS)
+    count = header.count(element)
+    if count >= _ISA_ELEMENTS:
+        return None
+    return (
+        f"segment 1 (ISA): truncated, {count} elements before the {next_tag} segment, 16 expected "
+        f"(ISA{count + 1:02d}..ISA16 missing)"
+    )
 
 
 def _sniff_separators(body: str) -> Separators:
@@ -197,152 +173,3 @@ def _sniff_separators(body: str) -> Separators:
             return Separators(element=element, segment="\n")
         return Separators(element=element, segment=char)
     raise X12ParseError(f"segment 1 ({body[:2]}): truncated, no segment terminator")
-
-
-def _same_number(declared: str, actual: str | int) -> bool:
-    """Control values compare as numbers when both are digits (`IEA*00001` = 1)."""
-    if declared == actual:
-        return True  # the usual case: the same text (el() values are stripped already)
-    declared = declared.strip()
-    actual_text = str(actual).strip()
-    if declared.isascii() and declared.isdigit() and actual_text.isascii() and actual_text.isdigit():
-        return int(declared) == int(actual_text)
-    return declared == actual_text
-
-
-class _Structure:
-    """A small state machine over the segment stream: ISA > GS > ST..SE < GE < IEA."""
-
-    def __init__(self, separators: Separators) -> None:
-        self.separators = separators
-        self.sets: list[TransactionSet] = []
-        self.warnings: list[str] = []
-        self.isa: Segment | None = None
-        self.gs: Segment | None = None
-        self.st: Segment | None = None
-        self.body: list[Segment] = []
-        self.groups_in_interchange = 0
-        self.sets_in_group = 0
-        self.seen_isa = False
-
-    def build(self, segments: list[Segment]) -> X12Document:
-        for segment in segments:
-            if self.st is None:
-                self._outside_set(segment)
-            elif segment.tag in _ENVELOPE_TAGS:
-                self._in_set(segment)
-            else:
-                self.body.append(segment)  # the common case, kept out of a method call
-        if self.st is not None:
-            raise X12ParseError(f"truncated: transaction set ST02={self.st.el(2)!r} ({self.st.describe()}) has no SE")
-        if self.gs is not None:
-            raise X12ParseError(f"truncated: functional group GS06={self.gs.el(6)!r} has no GE")
-        if self.isa is not None:
-            raise X12ParseError(f"truncated: interchange ISA13={self.isa.el(13)!r} has no IEA")
-        if not self.sets:
-            raise X12ParseError("no transaction set (ST) found")
-        return X12Document(self.separators, tuple(self.sets), tuple(self.warnings))
-
-    def _in_set(self, segment: Segment) -> None:
-        assert self.st is not None
-        if segment.tag == "SE":
-            self._close_set(segment)
-        elif segment.tag in ("ST", "GS", "GE", "ISA", "IEA"):
-            raise X12ParseError(
-                f"{segment.describe()}: transaction set ST02={self.st.el(2)!r} "
-                f"({self.st.describe()}) has no SE before it"
-            )
-        else:
-            self.body.append(segment)
-
-    def _outside_set(self, segment: Segment) -> None:
-        tag = segment.tag
-        if tag == "ISA":
-            if self.isa is not None:
-                raise X12ParseError(f"{segment.describe()}: previous interchange has no IEA")
-            if len(segment.elements) < _ISA_ELEMENTS:
-                raise X12ParseError(f"{segment.describe()}: ISA has {len(segment.elements)} elements, not 16")
-            self.isa, self.seen_isa, self.groups_in_interchange = segment, True, 0
-        elif tag == "IEA":
-            self._close_interchange(segment)
-        elif tag == "GS":
-            if self.gs is not None:
-                raise X12ParseError(f"{segment.describe()}: previous group GS06={self.gs.el(6)!r} has no GE")
-            if self.seen_isa and self.isa is None:
-                raise X12ParseError(f"{segment.describe()}: GS outside an interchange (after IEA)")
-            self.gs, self.sets_in_group = segment, 0
-            self.groups_in_interchange += 1
-        elif tag == "GE":
-            self._close_group(segment)
-        elif tag == "ST":
-            if not segment.el(1):
-                raise X12ParseError(f"{segment.describe()}: ST01 transaction set id is empty")
-            if self.seen_isa and self.isa is None:
-                raise X12ParseError(f"{segment.describe()}: ST outside an interchange (after IEA)")
-            if self.isa is not None and self.gs is None:
-                self.warnings.append(f"control: {segment.describe()} ST is not inside a GS group")
-            self.st, self.body = segment, []
-        elif tag == "SE":
-            raise X12ParseError(f"{segment.describe()}: SE without a matching ST")
-        else:
-            raise X12ParseError(f"{segment.describe()}: segment outside a transaction set")
-
-    def _close_set(self, se: Segment) -> None:
-        st = self.st
-        assert st is not None
-        count = len(self.body) + 2  # SE01 counts ST..SE inclusive
-        st02, se01, se02 = st.el(2), se.el(1), se.el(2)
-        if not _same_number(se01, count):
-            self.warnings.append(f"control: SE01={se01!r} but set ST02={st02!r} has {count} segments")
-        if se02 != st02:
-            self.warnings.append(f"control: SE02={se02!r} does not match ST02={st02!r}")
-        self.sets.append(
-            TransactionSet(
-                set_id=st.el(1),
-                control_number=st02,
-                body=tuple(self.body),
-                envelope=self._envelope(),
-                position=st.position,
-            )
-        )
-        self.sets_in_group += 1
-        self.st, self.body = None, []
-
-    def _close_group(self, ge: Segment) -> None:
-        if self.gs is None:
-            raise X12ParseError(f"{ge.describe()}: GE without a matching GS")
-        if not _same_number(ge.el(1), self.sets_in_group):
-            self.warnings.append(
-                f"control: GE01={ge.el(1)!r} but group GS06={self.gs.el(6)!r} has {self.sets_in_group} sets"
-            )
-        if not _same_number(ge.el(2), self.gs.el(6)):
-            self.warnings.append(f"control: GE02={ge.el(2)!r} does not match GS06={self.gs.el(6)!r}")
-        self.gs = None
-
-    def _close_interchange(self, iea: Segment) -> None:
-        if self.isa is None:
-            raise X12ParseError(f"{iea.describe()}: IEA without a matching ISA")
-        if self.gs is not None:
-            raise X12ParseError(f"{iea.describe()}: group GS06={self.gs.el(6)!r} has no GE before IEA")
-        if not _same_number(iea.el(1), self.groups_in_interchange):
-            self.warnings.append(
-                f"control: IEA01={iea.el(1)!r} but interchange has {self.groups_in_interchange} groups"
-            )
-        if not _same_number(iea.el(2), self.isa.el(13)):
-            self.warnings.append(f"control: IEA02={iea.el(2)!r} does not match ISA13={self.isa.el(13)!r}")
-        self.isa = None
-
-    def _envelope(self) -> Envelope:
-        isa = self.isa.els(13) if self.isa is not None else [""] * 13
-        gs = self.gs.els(8) if self.gs is not None else [""] * 8
-        return Envelope(
-            sender_id=isa[5] or None,
-            receiver_id=isa[7] or None,
-            interchange_control=isa[12] or None,
-            functional_id=gs[0] or None,
-            group_sender=gs[1] or None,
-            group_date=gs[3] or None,
-            group_time=gs[4] or None,
-            group_control=gs[5] or None,
-            version=gs[7] or None,
-        )

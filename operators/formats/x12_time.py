@@ -10,10 +10,11 @@ the adapter can flag `tz_assumed`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
 
 from operators.model import TimePrecision
 
@@ -69,17 +70,22 @@ GENERIC_ZONES: dict[str, str] = {
 LOCAL_CODES = frozenset({"", "LT"})
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedTime:
+class ResolvedTime(msgspec.Struct, frozen=True, gc=False):  # one per X12 time: a cheap Struct
     instant: datetime  # aware, UTC
     precision: TimePrecision
     zone: str  # the zone used: an E623 code's offset / IANA name, or the local fallback
     local: bool  # read as local time (code absent, `LT` or unknown): the zone is an assumption
     known_code: bool  # False when the time code is not in E623 (read as local time)
+    wall: datetime  # the date and time as written, naive
 
 
 def is_known_time_code(code: str) -> bool:
     return code in FIXED_OFFSETS or code in GENERIC_ZONES or code in LOCAL_CODES
+
+
+def names_a_zone(code: str) -> bool:
+    """True when an E623 code (stripped, upper case) says the zone itself: not local time."""
+    return code in FIXED_OFFSETS or code in GENERIC_ZONES
 
 
 @lru_cache(maxsize=64)
@@ -168,6 +174,15 @@ def to_utc(
     absent, `LT`, or not in E623) uses `local_zone` (an IANA name, e.g. the site's timezone)
     or UTC when there is none or it is not a valid zone name.
     """
+    return _to_utc(date_text, time_text, time_code, local_zone, date_element, time_element)
+
+
+# Carriers resend the statuses they sent before (a cumulative 214 repeats every AT7 of the
+# shipment), and the reading is pure: remember recent ones. Errors raise and are not cached.
+@lru_cache(maxsize=8192)
+def _to_utc(
+    date_text: str, time_text: str, time_code: str, local_zone: str | None, date_element: str, time_element: str
+) -> ResolvedTime:
     day = parse_x12_date(date_text, date_element)
     if time_text.strip():
         clock, precision = parse_x12_time(time_text, time_element)
@@ -185,8 +200,9 @@ def to_utc(
     if zone is None:
         zone = UTC
     # fold=0: an ambiguous wall time in the autumn DST overlap is read as the first one.
-    instant = datetime.combine(day, clock, tzinfo=zone).astimezone(UTC)
-    return ResolvedTime(instant, precision, zone_name, local, is_known_time_code(code))
+    wall = datetime.combine(day, clock)  # the wall time as written (naive), kept for the record
+    instant = wall.replace(tzinfo=zone).astimezone(UTC)
+    return ResolvedTime(instant, precision, zone_name, local, is_known_time_code(code), wall)
 
 
 def group_timestamp(group_date: str | None, group_time: str | None) -> datetime | None:
@@ -196,6 +212,11 @@ def group_timestamp(group_date: str | None, group_time: str | None) -> datetime 
     """
     if not group_date:
         return None
+    return _group_timestamp(group_date, group_time)
+
+
+@lru_cache(maxsize=1024)  # every set of a group asks; an error is not cached (it raises)
+def _group_timestamp(group_date: str, group_time: str | None) -> datetime:
     day = parse_x12_date(group_date, "GS04")
     clock = parse_x12_time(group_time, "GS05")[0] if group_time else time(0, 0)
     return datetime.combine(day, clock, tzinfo=UTC)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import msgspec
 
-from operators.model import AdapterResult, CanonicalEvent, RawMessage
+from operators.model import AdapterResult, CanonicalEvent, RawMessage, WarningKind
 
 NORMALIZED = "normalized"
 DUPLICATE = "duplicate"
@@ -53,6 +53,10 @@ class Judged(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=True):
     new_types: tuple[str, ...]  # event types of the events that were new
 
 
+def count_mapping_warnings(result: AdapterResult) -> int:
+    return sum(1 for warning in result.warnings if warning.kind is WarningKind.MAPPING)
+
+
 class Finished(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=True):
     """A message dead-lettered or ignored by its adapter: its outcome is known at once."""
 
@@ -70,7 +74,7 @@ def split_result(
     raw: RawMessage, source: str, result: AdapterResult, received_ms: int
 ) -> tuple[list[Claim], TallyItem]:
     """The claims of a message (one per distinct event), and what the tally learns from it now."""
-    kinds = tuple(str(getattr(warning, "kind", str(warning).partition(":")[0])) for warning in result.warnings)
+    kinds = tuple(warning.kind.value for warning in result.warnings)
     if result.dead_letter is not None:
         return [], Finished(raw.offset, raw.topic, DEAD_LETTERED, str(result.dead_letter.reason), kinds)
     if not result.events:
@@ -266,7 +270,3 @@ class SourceTally:
 
     def open_count(self) -> int:
         return len(self.state.open)
-
-
-def count_mapping_warnings(result: AdapterResult) -> int:
-    return sum(1 for warning in result.warnings if str(getattr(warning, "kind", warning)).startswith("mapping"))

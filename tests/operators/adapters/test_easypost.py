@@ -159,7 +159,7 @@ def test_fixture_with_every_status() -> None:
     assert [(e.status_code, e.milestone) for e in events] == [
         ("GX", Milestone.ACKNOWLEDGED),
         ("03", Milestone.PICKED_UP),  # message "USPS picked up item"
-        ("10", Milestone.PICKED_UP),  # received_at_origin_facility
+        ("10", Milestone.IN_TRANSIT),  # received_at_origin_facility, after "USPS picked up item"
         ("NT", Milestone.IN_TRANSIT),
         ("07", Milestone.ARRIVED),  # in_transit / arrived_at_destination
         ("OF", Milestone.OUT_FOR_DELIVERY),
@@ -196,6 +196,85 @@ def test_fixture_with_every_status() -> None:
 )
 def test_milestone_table(status: str, detail: str, code: str, message: str, expected: Milestone) -> None:
     assert milestone_for(status, detail, code, message) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "detail", "code", "message", "history", "expected"),
+    [
+        # An arrival scan is the pickup only when nothing moved before it.
+        ("in_transit", "received_at_origin_facility", "AR", "Arrived at FedEx location", "", Milestone.PICKED_UP),
+        (
+            "in_transit",
+            "received_at_origin_facility",
+            "AR",
+            "Arrived at FedEx location",
+            "picked",
+            Milestone.IN_TRANSIT,
+        ),
+        ("in_transit", "received_at_origin_facility", "AR", "Arrived at FedEx location", "ofd", Milestone.IN_TRANSIT),
+        ("pre_transit", "received_at_origin_facility", "", "Accepted", "picked", Milestone.IN_TRANSIT),
+        # A pickup scan after out-for-delivery is not a pickup either.
+        ("in_transit", "arrived_at_facility", "PU", "Picked up", "ofd", Milestone.IN_TRANSIT),
+        # FedEx's failed attempt: failure / delayed.
+        ("failure", "delayed", "DE", "Customer not available or business closed", "", Milestone.DELIVERY_FAILED),
+        ("failure", "delayed", "DE", "Delivery exception", "ofd", Milestone.DELIVERY_FAILED),
+        ("failure", "delayed", "", "Delivery attempted", "picked", Milestone.DELIVERY_FAILED),
+        ("failure", "delayed", "SE", "Delay beyond our control", "picked", Milestone.EXCEPTION),
+        ("failure", "damaged", "", "Package damaged", "ofd", Milestone.EXCEPTION),
+        ("failure", "unknown", "", "", "ofd", Milestone.DELIVERY_FAILED),
+    ],
+)
+def test_milestone_depends_on_the_history_before(
+    status: str, detail: str, code: str, message: str, history: str, expected: Milestone
+) -> None:
+    ofd = history == "ofd"
+    picked = ofd or history == "picked"
+    assert milestone_for(status, detail, code, message, picked_up=picked, out_for_delivery=ofd) == expected
+
+
+# --- FedEx through EasyPost: a failed attempt and arrival scans after pickup ---------------------
+
+FEDEX_ATTEMPT = "fedex_failed_attempt.json"
+FEDEX_ATTEMPT_MILESTONES = [
+    ("OC", Milestone.ACKNOWLEDGED),
+    ("PU", Milestone.PICKED_UP),
+    ("AR", Milestone.IN_TRANSIT),  # received_at_origin_facility at Orlando, after the pickup
+    ("DP", Milestone.IN_TRANSIT),
+    ("IT", Milestone.IN_TRANSIT),
+    ("AR", Milestone.IN_TRANSIT),  # received_at_origin_facility at the Edison destination station
+    ("OD", Milestone.OUT_FOR_DELIVERY),
+    ("DE", Milestone.DELIVERY_FAILED),  # failure / delayed "Customer not available or business closed"
+    ("AR", Milestone.IN_TRANSIT),  # back at the station after the attempt
+    ("OD", Milestone.OUT_FOR_DELIVERY),
+    ("DL", Milestone.DELIVERED),
+]
+
+
+def test_fedex_failed_attempt_and_arrival_scans() -> None:
+    result = adapt(load(EASYPOST, FEDEX_ATTEMPT))
+    assert [(e.status_code, e.milestone) for e in result.events] == FEDEX_ATTEMPT_MILESTONES
+    attempt = result.events[7]
+    assert (attempt.reason_code, attempt.attributes["easypost_status"]) == ("delayed", "failure")
+    assert attempt.attributes["message"] == "Customer not available or business closed"
+    assert [e.milestone for e in result.events].count(Milestone.DELIVERY_FAILED) == 1
+    assert [e.milestone for e in result.events].count(Milestone.PICKED_UP) == 1
+
+
+def test_milestones_do_not_depend_on_the_order_of_the_history() -> None:
+    doc = load(EASYPOST, FEDEX_ATTEMPT)
+    in_order = {e.event_id: e.milestone for e in adapt(doc).events}
+    doc["result"]["tracking_details"].reverse()  # newest first, as some carriers list it
+    assert {e.event_id: e.milestone for e in adapt(doc).events} == in_order
+
+
+def test_an_early_webhook_and_the_full_history_agree_on_shared_details() -> None:
+    doc = load(EASYPOST, FEDEX_ATTEMPT)
+    full = {e.event_id: e.milestone for e in adapt(doc).events}
+    for count in range(1, len(FEDEX_ATTEMPT_MILESTONES)):
+        early = copy.deepcopy(doc)
+        early["result"]["tracking_details"] = doc["result"]["tracking_details"][:count]
+        for event in adapt(early).events:
+            assert full[event.event_id] == event.milestone
 
 
 def test_unknown_status_keeps_raw_codes() -> None:
@@ -310,3 +389,57 @@ def _replace_fields(node: Any, field: str, value: Any) -> Any:
 @given(st.sampled_from(_VALID), st.sampled_from(_FIELDS), _JSON_VALUES)
 def test_mistyped_fields_never_raise(payload: bytes, field: str, value: Any) -> None:
     _check_one_outcome(adapt(_replace_fields(json.loads(payload), field, value)))
+
+
+# --- the typed reader agrees with the generic one ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["event_tracker_all_statuses.json", "fedex_failed_attempt.json", "event_batch_created.json"]
+)
+def test_typed_and_generic_readers_agree(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from operators.adapters import easypost
+
+    payload = (EASYPOST / name).read_bytes()
+    typed = adapt(payload)
+    monkeypatch.setattr(easypost, "_typed_webhook", lambda raw: None)
+    assert adapt(payload) == typed
+
+
+def test_typed_reader_takes_well_formed_webhooks_only() -> None:
+    from operators.adapters.easypost import _typed_webhook
+
+    doc = load(EASYPOST, "fedex_failed_attempt.json")
+    assert _typed_webhook(raw_message(json.dumps(doc))) is not None
+    for path, value in [
+        (("result", "tracking_code"), 776012345678),  # a number: the generic reader takes it as text
+        (("result", "tracking_details", 0, "datetime"), None),
+        (("result", "tracking_details", 1, "status"), 3),
+        (("created_at",), "yesterday"),
+        (("description",), "batch.created"),
+    ]:
+        broken = copy.deepcopy(doc)
+        holder = broken
+        for key in path[:-1]:
+            holder = holder[key]
+        holder[path[-1]] = value
+        assert _typed_webhook(raw_message(json.dumps(broken))) is None, path
+
+
+def _generic_reader_only(payload: bytes) -> AdapterResult:
+    """The result of the generic (dict) reader alone."""
+    from operators.adapters import easypost
+
+    typed = easypost._typed_webhook
+    easypost._typed_webhook = lambda raw: None  # type: ignore[assignment]
+    try:
+        return adapt(payload)
+    finally:
+        easypost._typed_webhook = typed
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_VALID), st.sampled_from(_FIELDS), _JSON_VALUES)
+def test_typed_and_generic_readers_agree_on_mistyped_fields(payload: bytes, field: str, value: Any) -> None:
+    mutated = json.dumps(_replace_fields(json.loads(payload), field, value)).encode()
+    assert adapt(mutated) == _generic_reader_only(mutated)

@@ -255,10 +255,10 @@ def test_unmapped_ids_with_master() -> None:
         Line(sku="MAT-100", quantity=1, uom="EA"),
         Line(sku="UNMAPPED:20614141073461", quantity=1, uom="EA"),
     )
-    assert result.warnings == (
-        "mapping: epcis location urn:epc:id:sgln:9999999.00001.0 is not in the site master",
-        "mapping: epcis GTIN 20614141073461 is not in the product master",
-    )
+    assert [str(w) for w in result.warnings] == [
+        "mapping: site 'urn:epc:id:sgln:9999999.00001.0' (event.bizLocation.id) not in the site master",
+        "mapping: GTIN 20614141073461 (event.epcList) not in the product master",
+    ]
 
 
 def test_empty_master_keeps_raw_ids_without_warnings() -> None:
@@ -272,9 +272,9 @@ def test_non_product_epcs_are_not_lines() -> None:
     epcs = ["urn:epc:id:sscc:0614141.1234567890", "urn:epc:id:grai:0614141.12345.400"]
     result = adapt(event(epcList=epcs, quantityList=[{"epcClass": "urn:epc:idpat:sgtin:4012345.*.*", "quantity": 3}]))
     assert result.events[0].lines == ()
-    assert result.warnings == (
-        "epcis: event.epcList[1] 'urn:epc:id:grai:0614141.12345.400' is not a serialized GTIN; not counted",
-        "epcis: event.quantityList[0].epcClass 'urn:epc:idpat:sgtin:4012345.*.*' names no single GTIN; not counted",
+    assert tuple(str(w) for w in result.warnings) == (
+        "skipped: event.epcList[1] 'urn:epc:id:grai:0614141.12345.400' is not a serialized GTIN; not counted",
+        "skipped: event.quantityList[0].epcClass 'urn:epc:idpat:sgtin:4012345.*.*' names no single GTIN; not counted",
     )
 
 
@@ -321,7 +321,7 @@ def test_naive_event_time_takes_the_event_offset_and_is_flagged() -> None:
 def test_bad_tz_offset_is_a_warning() -> None:
     result = adapt(event(eventTimeZoneOffset="CET"))
     assert "event_tz_offset" not in result.events[0].attributes
-    assert result.warnings == ("epcis: event.eventTimeZoneOffset 'CET' is not +hh:mm; dropped",)
+    assert [str(w) for w in result.warnings] == ["bad_value: event.eventTimeZoneOffset 'CET' is not +hh:mm; dropped"]
 
 
 def test_master_data_document_is_ignored() -> None:

@@ -123,13 +123,15 @@ def test_delivery_site_and_material_through_master_data() -> None:
     (event,) = result.events
     assert event.site == "1710"
     assert event.lines[1].sku == "TG13"  # unknown material: kept, reported
-    assert result.warnings == ("mapping: material 'TG13' not in the product master",)
+    assert [str(w) for w in result.warnings] == [
+        "mapping: sku 'TG13' (data.to_DeliveryDocumentItem[1].Material) not in the product master"
+    ]
 
     doc = fixture("delivery_created.json")
     doc["data"]["ShippingPoint"] = "9999"
     result = adapt(doc, MASTER)
     assert result.events[0].site == "UNMAPPED:9999"
-    assert result.warnings == ("mapping: site '9999' (ShippingPoint) not in the site master",)
+    assert [str(w) for w in result.warnings] == ["mapping: site '9999' (data.ShippingPoint) not in the site master"]
     assert adapt(doc).events[0].site == "9999"  # no master loaded: raw id, no warning
     assert adapt(doc).warnings == ()
 
@@ -206,7 +208,7 @@ def test_material_document_unknown_movement_type_is_skipped_with_a_warning() -> 
     result = adapt(doc)
     assert len(result.events) == 5
     assert all("TG12" not in [line.sku for line in e.lines] for e in result.events if e.reason_code == "101")
-    assert result.warnings == ("sap: material document 4900000101: movement types 311 skipped",)
+    assert [str(w) for w in result.warnings] == ["skipped: material document 4900000101: movement types 311 skipped"]
 
 
 def test_material_document_single_event_has_no_discriminator() -> None:
@@ -242,7 +244,7 @@ def test_material_document_plant_mapping() -> None:
     result = adapt(fixture("material_document_created.json"), MASTER)
     sites = {event.site for event in result.events}
     assert sites == {"1710", "UNMAPPED:1720"}
-    assert "mapping: site '1720' (Plant) not in the site master" in result.warnings
+    assert "mapping: site '1720' (data.items[2].Plant) not in the site master" in [str(w) for w in result.warnings]
 
 
 def test_customer_namespace_prefix_is_tolerated() -> None:

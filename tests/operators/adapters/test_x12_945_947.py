@@ -19,6 +19,7 @@ from operators.model import (
     Line,
     SourceKind,
     TimePrecision,
+    WarningKind,
 )
 from tests.conftest import FIXTURES, RECEIVED, SAMPLES, raw_message
 
@@ -65,7 +66,7 @@ def _bare(set_id: str, *body: str) -> str:
 
 def test_simplot_945_facts(samples_dir: Path) -> None:
     result = _adapt((samples_dir / SIMPLOT).read_bytes())
-    assert result.warnings == ("control: SE01='32' but set ST02='0001' has 29 segments",)
+    assert [str(w) for w in result.warnings] == ["control_number: SE01='32' but set ST02='0001' has 29 segments"]
     (event,) = result.events
     assert event.event_type is EventType.SHIPMENT_DISPATCHED
     assert (event.source_kind, event.source_format) == (SourceKind.WMS, "x12-945")
@@ -75,8 +76,9 @@ def test_simplot_945_facts(samples_dir: Path) -> None:
     assert event.attributes["master_reference"] == "4896833"  # W0607
     assert event.carrier == "TRUK"  # W2702
     assert event.site == "708066"  # N1*SF N104, raw without a master
-    assert event.occurred_at == _utc(2013, 10, 29)  # W0603, no site zone -> UTC midnight
+    assert event.occurred_at == _utc(2013, 10, 29)  # W0603, no site zone, no N4: UTC midnight for now
     assert event.time_precision is TimePrecision.DAY and event.tz_assumed
+    assert event.attributes["tz_rule"] == "unresolved" and event.attributes["local_time"] == "2013-10-29T00:00:00"
     assert event.recorded_at is None  # no GS envelope
     assert event.received_at == RECEIVED and event.raw_ref == "wms.edi:0:3"
     # W1203 shipped (= W1202 ordered here) in CA; the GTIN-14 sits after `UK` in W1208/W1209.
@@ -95,11 +97,12 @@ def test_simplot_945_with_master_data(samples_dir: Path) -> None:
     plain = _event((samples_dir / SIMPLOT).read_bytes())
     result = _adapt((samples_dir / SIMPLOT).read_bytes(), SIMPLOT_MASTER)
     (event,) = result.events
-    assert not [w for w in result.warnings if w.startswith("mapping:")]
+    assert not [w for w in result.warnings if w.kind is WarningKind.MAPPING]
     assert [line.sku for line in event.lines] == ["FRIES-1", "FRIES-1", "FRIES-2"]
     assert event.site == "FTW"
     assert event.occurred_at == _utc(2013, 10, 29, 5)  # midnight CDT at the site
-    assert not event.tz_assumed
+    assert event.tz_assumed and event.attributes["tz_rule"] == "ship_from_site"
+    assert "local_time" not in event.attributes
     assert event.event_id == plain.event_id  # ids do not depend on master data
 
 
@@ -109,8 +112,8 @@ def test_unknown_site_and_product_are_unmapped_with_warnings(samples_dir: Path) 
     (event,) = result.events
     assert event.site == "UNMAPPED:708066"
     assert [line.sku for line in event.lines] == ["UNMAPPED:10071179016458"] * 2 + ["UNMAPPED:10071179000709"]
-    mapping = [w for w in result.warnings if w.startswith("mapping:")]
-    assert len(mapping) == 4 and "708066" in mapping[0]
+    mapping = [w.message for w in result.warnings if w.kind is WarningKind.MAPPING]
+    assert len(mapping) == 4 and mapping[0] == "site '708066' (N1*SF N104) not in the site master"
     assert event.tz_assumed and event.occurred_at == _utc(2013, 10, 29)
 
 
@@ -119,7 +122,7 @@ def test_unknown_site_and_product_are_unmapped_with_warnings(samples_dir: Path) 
 
 def test_waqe_945_facts(samples_dir: Path) -> None:
     result = _adapt((samples_dir / WAQE).read_bytes())
-    assert result.warnings == ("control: SE01='12' but set ST02='000006123' has 16 segments",)
+    assert [str(w) for w in result.warnings] == ["control_number: SE01='12' but set ST02='000006123' has 16 segments"]
     (event,) = result.events
     assert (event.delivery_id, event.shipment_ref, event.order_id) == ("IF102", "BOL12345", "PO9865")
     assert event.occurred_at == _utc(2019, 6, 4)  # W0603: G62*10 is a requested date, not shipped
@@ -138,8 +141,9 @@ def test_waqe_vendor_item_maps_as_a_sku(samples_dir: Path) -> None:
     result = _adapt((samples_dir / WAQE).read_bytes(), master)
     (event,) = result.events
     assert event.lines[0].sku == "123456789" and event.site == "CHICAGO-3PL"
-    assert event.occurred_at == _utc(2019, 6, 4, 5) and not event.tz_assumed
-    assert not [w for w in result.warnings if w.startswith("mapping:")]
+    assert event.occurred_at == _utc(2019, 6, 4, 5) and event.tz_assumed  # midnight CDT, a local date
+    assert event.attributes["tz_rule"] == "ship_from_site"
+    assert not [w for w in result.warnings if w.kind is WarningKind.MAPPING]
 
 
 def test_retransmitted_945_keeps_its_id(samples_dir: Path) -> None:
@@ -159,6 +163,7 @@ def test_945_shipped_time_refs_and_lines() -> None:
     event = dispatched[0]
     assert event.occurred_at == _utc(2024, 3, 4, 21, 42)  # G62*11 16:42 ET (EST in early March)
     assert event.time_precision is TimePrecision.MIN and not event.tz_assumed
+    assert event.attributes["tz_rule"] == "g6205" and "assumed_timezone" not in event.attributes
     assert event.shipment_ref == "BOL555"  # W0604 empty -> N9*BM
     assert event.tracking_number == "PRO777"  # N9*CN
     assert (event.delivery_id, event.order_id, event.site) == ("DLV80001", "PO-4711", "DC01")
@@ -175,9 +180,12 @@ def test_945_g62_local_time_uses_the_site_zone() -> None:
         "W12*CC*1*1**EA**UK*00614141000111",
     )
     event = _event(payload, FIXTURE_MASTER)
-    assert event.occurred_at == _utc(2024, 3, 4, 21, 42) and not event.tz_assumed
+    assert event.occurred_at == _utc(2024, 3, 4, 21, 42) and event.tz_assumed
+    assert event.attributes["tz_rule"] == "ship_from_site"
     bare = _event(payload)
     assert bare.occurred_at == _utc(2024, 3, 4, 16, 42) and bare.tz_assumed
+    assert bare.attributes["tz_rule"] == "unresolved" and bare.attributes["local_time"] == "2024-03-04T16:42:00"
+    assert bare.event_id == event.event_id  # the zone is not part of the identity
 
 
 def test_945_without_lines_still_reports_the_dispatch() -> None:
@@ -230,7 +238,8 @@ def test_saputo_947_with_master(samples_dir: Path) -> None:
     )
     event = _event((samples_dir / SAPUTO).read_bytes(), master)
     assert event.site == "WH-QC" and event.lines[0].sku == "1009332"
-    assert event.occurred_at == _utc(2023, 2, 17, 5) and not event.tz_assumed
+    assert event.occurred_at == _utc(2023, 2, 17, 5) and event.tz_assumed  # W1501 midnight EST, a local date
+    assert event.attributes["tz_rule"] == "ship_from_site"
 
 
 def test_947_one_event_per_reason() -> None:

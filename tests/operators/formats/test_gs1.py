@@ -13,6 +13,7 @@ from operators.formats.gs1 import (
     check_digit,
     gln_from_location,
     gtin_from_epc_parts,
+    instance_gtin,
     is_valid_gtin,
     normalize_gln,
     normalize_gtin,
@@ -199,3 +200,15 @@ def test_parsers_never_raise(text: str) -> None:
         sscc_from_id(candidate)
         gln_from_location(candidate)
         assert isinstance(cbv_term(candidate), str)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from(list("0123456789.*% a\n")), max_size=24),
+    st.sampled_from(["urn:epc:id:sgtin:", "URN:EPC:ID:SGTIN:", " urn:epc:id:sgtin:", "urn:epc:class:lgtin:"]),
+)
+def test_instance_gtin_agrees_with_parse_product_id(rest: str, prefix: str) -> None:
+    uri = prefix + rest
+    ref = parse_product_id(uri)
+    assert instance_gtin(uri) == (ref.gtin if ref is not None and ref.is_instance else None)
+    assert instance_gtin("urn:epc:id:sgtin:0614141.107346.2018") == "10614141073464"

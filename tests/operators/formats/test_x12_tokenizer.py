@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from operators.formats.x12 import X12ParseError, looks_like_x12, parse_x12, tokenize
 from operators.formats.x12_time import X12TimeError, group_timestamp, parse_x12_date, parse_x12_time, to_utc
-from operators.model import TimePrecision
+from operators.model import AdapterWarning, TimePrecision, WarningKind
 from tests.conftest import FIXTURES
 
 X12_FIXTURES = FIXTURES / "x12"
@@ -82,7 +82,7 @@ def test_segments_wrapped_across_lines_are_joined(samples_dir: Path) -> None:
     w01 = [s for s in tset.body if s.tag == "W01"]
     assert len(w01) == 2
     assert w01[0].el(15) == "PI" and w01[0].el(16) == "001089"  # the wrapped tail belongs to W01
-    assert not [w for w in document.warnings if w.startswith("control: SE01")]  # SE01 = 20 holds
+    assert not [w for w in document.warnings if w.message.startswith("SE01")]  # SE01 = 20 holds
 
 
 def test_wrapped_fixture_with_crlf() -> None:
@@ -100,7 +100,9 @@ def test_bare_set_with_tilde(samples_dir: Path) -> None:
     assert tset.set_id == "945" and tset.control_number == "0001"
     assert tset.envelope.sender_id is None and tset.envelope.group_date is None
     assert len(tset.body) == 27
-    assert document.warnings == ("control: SE01='32' but set ST02='0001' has 29 segments",)
+    assert document.warnings == (
+        AdapterWarning(WarningKind.CONTROL_NUMBER, "SE01='32' but set ST02='0001' has 29 segments"),
+    )
 
 
 def test_bare_set_with_newlines(samples_dir: Path) -> None:
@@ -138,25 +140,53 @@ def test_zero_padded_controls_are_not_mismatches(samples_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "warning"),
     [
-        ("SE*5*0001", "SE*7*0001", "control: SE01='7' but set ST02='0001' has 5 segments"),
-        ("SE*5*0001", "SE*5*0002", "control: SE02='0002' does not match ST02='0001'"),
-        ("GE*1*1", "GE*3*1", "control: GE01='3' but group GS06='1' has 1 sets"),
-        ("GE*1*1", "GE*1*9", "control: GE02='9' does not match GS06='1'"),
-        ("IEA*1*", "IEA*2*", "control: IEA01='2' but interchange has 1 groups"),
-        ("IEA*1*000000001", "IEA*1*000000002", "control: IEA02='000000002' does not match ISA13='000000001'"),
+        ("SE*5*0001", "SE*7*0001", "control_number: SE01='7' but set ST02='0001' has 5 segments"),
+        ("SE*5*0001", "SE*5*0002", "control_number: SE02='0002' does not match ST02='0001'"),
+        ("GE*1*1", "GE*3*1", "control_number: GE01='3' but group GS06='1' has 1 sets"),
+        ("GE*1*1", "GE*1*9", "control_number: GE02='9' does not match GS06='1'"),
+        ("IEA*1*", "IEA*2*", "control_number: IEA01='2' but interchange has 1 groups"),
+        ("IEA*1*000000001", "IEA*1*000000002", "control_number: IEA02='000000002' does not match ISA13='000000001'"),
+        ("GE*1*1~", "", "trailer: segment 8 (IEA): group GS06='1' has no GE before IEA"),
+        ("IEA*1*000000001~", "", "trailer: interchange ISA13='000000001' has no IEA"),
+        ("GE*1*1~IEA*1*000000001~", "", "trailer: functional group GS06='1' (segment 2 (GS)) has no GE"),
+        ("GE*1*1~", "IEA*1*000000001~GE*1*1~", "trailer: segment 8 (IEA): group GS06='1' has no GE before IEA"),
     ],
 )
-def test_control_mismatches_are_warnings(old: str, new: str, warning: str) -> None:
-    document = parse_x12(_interchange(*SET_214).replace(old, new))
-    assert document.warnings == (warning,)
+def test_envelope_findings_are_warnings(old: str, new: str, warning: str) -> None:
+    document = parse_x12(_interchange(*SET_214).replace(old, new, 1))
+    assert str(document.warnings[0]) == warning
     assert len(document.transaction_sets) == 1
+
+
+def test_missing_trailers_are_one_warning_each() -> None:
+    text = _interchange(*SET_214).replace("GE*1*1~IEA*1*000000001~", "")
+    assert [str(w) for w in parse_x12(text).warnings] == [
+        "trailer: functional group GS06='1' (segment 2 (GS)) has no GE",
+        "trailer: interchange ISA13='000000001' has no IEA",
+    ]
+
+
+def test_a_second_group_without_ge_before_it_is_read() -> None:
+    text = _interchange(*SET_214, "GS*QM*SENDER*RECEIVER*20240101*1300*2*X*004010", *SET_214).replace("GE*1*1~", "", 1)
+    document = parse_x12(text)
+    assert len(document.transaction_sets) == 2
+    assert [w.kind for w in document.warnings][:1] == [WarningKind.TRAILER]
+    assert document.transaction_sets[1].envelope.group_control == "2"
 
 
 def test_sample_control_quirks_are_warnings(samples_dir: Path) -> None:
     edisource = parse_x12((samples_dir / "x12_214_sample2_1edisource_multi_stop.edi").read_text())
-    assert edisource.warnings == ("control: IEA02='000002510' does not match ISA13='000003438'",)
+    assert [str(w) for w in edisource.warnings] == [
+        "control_number: IEA02='000002510' does not match ISA13='000003438'"
+    ]
     waqe = parse_x12((samples_dir / "x12_945_sample2_3pl_waqe.edi").read_text())
-    assert waqe.warnings == ("control: SE01='12' but set ST02='000006123' has 16 segments",)
+    assert [str(w) for w in waqe.warnings] == ["control_number: SE01='12' but set ST02='000006123' has 16 segments"]
+
+
+def test_interchange_acknowledgment_alone_is_a_document_without_sets() -> None:
+    text = "~".join([ISA, "TA1*000000123*240101*1200*A*000", "IEA*0*000000001"]) + "~"
+    document = parse_x12(text)
+    assert document.transaction_sets == () and document.interchange_acknowledgments == 1
 
 
 # --- parse errors ----------------------------------------------------------------------------
@@ -168,13 +198,16 @@ def test_sample_control_quirks_are_warnings(samples_dir: Path) -> None:
         ("", "empty payload"),
         ("   \n", "empty payload"),
         ('{"object": "Event"}', "not X12"),
-        ("ISA*00*  *00*", "fewer than 16 elements"),
+        ("ISA*00*  *00*", "segment 1 (ISA): truncated, 4 elements, 16 expected (ISA05..ISA16 missing)"),
         ("ISAX00", "element separator"),
-        (ISA.replace("*>", "*A") + "~", "ISA16 component separator"),
-        (_interchange(*SET_214)[:-30], "has no"),
+        (ISA.replace("*>", "*A") + "~", "ISA16 component separator 'A' is not a delimiter"),
+        # A truncated ISA names what is missing, not an ISA16 taken from the GS that follows.
+        (
+            _interchange(*SET_214).replace("*000000001*0*P*>", ""),
+            "segment 1 (ISA): truncated, 12 elements before the GS segment, 16 expected (ISA13..ISA16 missing)",
+        ),
+        (_interchange(*SET_214)[:-40], "transaction set ST02='0001' (segment 3 (ST)) has no SE"),
         (_interchange(*SET_214[:-1]), "has no SE"),
-        (_interchange(*SET_214).replace("GE*1*1~", ""), "has no GE"),
-        (_interchange(*SET_214).replace("IEA*1*000000001~", ""), "has no IEA"),
         (_interchange("B10*PRO*BOL*SCAC", *SET_214), "segment 3 (B10): segment outside a transaction set"),
         (_interchange(*SET_214).replace("LX*1", "lx*1"), "segment 5: 'lx' is not a segment id"),
         (_interchange("SE*1*0001"), "SE without a matching ST"),
@@ -203,7 +236,7 @@ def test_parser_only_raises_parse_errors(text: str) -> None:
     except X12ParseError as exc:
         assert str(exc)
     else:
-        assert document.transaction_sets
+        assert document.transaction_sets or document.interchange_acknowledgments
 
 
 # --- time codes ------------------------------------------------------------------------------

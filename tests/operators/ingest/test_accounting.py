@@ -24,11 +24,13 @@ from operators.ingest.accounting import (
 )
 from operators.model import (
     AdapterResult,
+    AdapterWarning,
     CanonicalEvent,
     DeadLetterReason,
     EventType,
     SourceKind,
     TimePrecision,
+    WarningKind,
     dead,
     ignored,
     ok,
@@ -97,14 +99,17 @@ def final(rows: list[IngestStats]) -> dict[tuple[int, str], IngestStats]:
 def test_a_message_with_events_is_claimed_once_per_distinct_event() -> None:
     result = AdapterResult(
         events=(event("a"), event("a"), event("b")),  # a 214 repeating an AT7
-        warnings=("mapping: gtin 1 unknown", "control: SE01 says 3"),
+        warnings=(
+            AdapterWarning(WarningKind.MAPPING, "gtin 1 unknown"),
+            AdapterWarning(WarningKind.CONTROL_NUMBER, "SE01 says 3"),
+        ),
     )
     claims, item = split(7, result)
     assert [(c.event.event_id, c.source, c.offset, c.received_ms) for c in claims] == [
         ("a", SOURCE, 7, 1_007),
         ("b", SOURCE, 7, 1_007),
     ]
-    assert item == Expect(7, "carrier.webhooks", 2, ("mapping", "control"))
+    assert item == Expect(7, "carrier.webhooks", 2, ("mapping", "control_number"))
     assert count_mapping_warnings(result) == 1
 
 
@@ -112,8 +117,10 @@ def test_dead_letters_and_ignores_are_final_at_once() -> None:
     raw = raw_message(b"\xff", topic="wms.edi", offset=3)
     claims, item = split_result(raw, SOURCE, dead(raw, DeadLetterReason.DECODE_ERROR, "x12", "not UTF-8"), 0)
     assert claims == [] and item == Finished(3, "wms.edi", DEAD_LETTERED, "decode_error", ())
-    claims, item = split_result(raw, SOURCE, ignored("997 acknowledgement", ["control: GE01"]), 0)
-    assert claims == [] and item == Finished(3, "wms.edi", IGNORED, "", ("control",))
+    claims, item = split_result(
+        raw, SOURCE, ignored("997 acknowledgement", [AdapterWarning(WarningKind.CONTROL_NUMBER, "GE01")]), 0
+    )
+    assert claims == [] and item == Finished(3, "wms.edi", IGNORED, "", ("control_number",))
     assert split_result(raw, SOURCE, ok([]), 0)[1] == Finished(3, "wms.edi", IGNORED, "", ())
 
 
@@ -143,6 +150,18 @@ def test_dedup_forgets_ids_ttl_after_the_newest_received_time() -> None:
     assert "old" not in dedup.state.seen and "edge" not in dedup.state.seen
 
 
+def test_warnings_reach_the_tally_by_kind() -> None:
+    warnings = (
+        AdapterWarning(WarningKind.MAPPING, "GTIN 1 (event.epcList) not in the product master"),
+        AdapterWarning(WarningKind.CONTROL_NUMBER, "SE01='3' but set ST02='1' has 4 segments"),
+    )
+    result = AdapterResult(events=(event("a"),), warnings=warnings)
+    _, item = split(0, result)
+    assert isinstance(item, Expect)
+    assert item.warnings == ("mapping", "control_number")
+    assert count_mapping_warnings(result) == 1
+
+
 # -- the tally ----------------------------------------------------------------------------------
 
 
@@ -151,7 +170,10 @@ def test_each_message_is_exactly_one_outcome() -> None:
     _, rows = account(
         [
             ok([event("a"), event("b")]),  # normalized, 2 events
-            ok([event("a"), event("b"), event("c", EventType.APPOINTMENT)], ["mapping: site X"]),  # normalized, 1 new
+            ok(
+                [event("a"), event("b"), event("c", EventType.APPOINTMENT)],
+                [AdapterWarning(WarningKind.MAPPING, "site X")],
+            ),  # normalized, 1 new
             ok([event("a"), event("b"), event("c")]),  # every event known: duplicate
             dead(raw, DeadLetterReason.PARSE_ERROR, "easypost", "bad json"),
             ignored("tracker.created without details"),
