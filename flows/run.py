@@ -196,7 +196,7 @@ def run_pipeline(
             web = start_background(client, store.database, *serve)
             print(f"serving the dashboards at {web.url} (live)", file=sys.stderr)
     master = load_master_data(settings)
-    normalizer = Normalizer(settings.topic_adapters, master)
+    normalizer = Normalizer(settings.topic_adapters, master, settings.unmapped)
     run_id = settings.run_id or uuid.uuid4().hex[:12]
     workers = settings.workers * place.processes
     lanes = workers if workers > 1 else 1

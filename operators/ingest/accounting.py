@@ -268,5 +268,11 @@ class SourceTally:
         return len(self.state.open)
 
 
+def is_mapping_warning(warning: object) -> bool:
+    """A master-data mapping warning: a structured warning of kind `mapping*`, or (older
+    adapters) a string that starts with "mapping"."""
+    return str(getattr(warning, "kind", warning)).startswith("mapping")
+
+
 def count_mapping_warnings(result: AdapterResult) -> int:
-    return sum(1 for warning in result.warnings if str(getattr(warning, "kind", warning)).startswith("mapping"))
+    return sum(1 for warning in result.warnings if is_mapping_warning(warning))
