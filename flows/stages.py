@@ -321,7 +321,9 @@ class TallyLogic(op.StatefulBatchLogic[TallyPacket, Routed, bytes]):
         for packet in values:
             for item in packet.items:
                 tally.add(item)
-        rows = tally.rows()
+        # The counts and the replayed letters' outcomes travel in one packet and are stored by the
+        # same flush of the sink: a letter is marked replayed when, and only when, it is counted.
+        rows: list[Any] = [*tally.rows(), *tally.replays()]
         if not rows:
             return [], self.RETAIN
         outbox = Outbox(self.topology, f"tally/{tally.source}")

@@ -23,7 +23,7 @@ from operators.domain.handoffs import SyncLatency
 from operators.domain.inventory_units import InventoryDelta, InventoryPosition
 from operators.domain.lifecycle import EventLink
 from operators.formats.timeparse import to_epoch_ms
-from operators.ingest.accounting import IngestStats
+from operators.ingest.accounting import IngestStats, LetterReplay
 from operators.model import CanonicalEvent, DeadLetter, split_raw_ref
 
 Row = Sequence[Any]  # a tuple when made, a list after crossing a process as msgpack
@@ -172,6 +172,7 @@ TABLES: dict[type, Table] = {
     CanonicalEvent: Table("events", EVENT_COLUMNS, event_row, "ingested_at"),
     DeadLetter: Table("dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row, "ingested_at"),
     IngestStats: Table("ingest_stats", _fields(IngestStats), msgspec.structs.astuple, "flushed_at", _key(0, 1, 2), 4),
+    LetterReplay: Table("dead_letter_replays", _fields(LetterReplay), msgspec.structs.astuple, "replayed_at"),
     DeliveryStatus: Table("delivery_status", _fields(DeliveryStatus), msgspec.structs.astuple, None, _key(0), 12),
     SyncLatency: Table("sync_latency", _fields(SyncLatency), msgspec.structs.astuple, None, _key(0, 1), 12),
     Alert: Table("alerts", _fields(Alert), msgspec.structs.astuple),  # every version (a history)

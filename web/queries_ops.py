@@ -56,14 +56,15 @@ FAILURE_RATE_BY_FEED = build(
     "failure_rate_by_feed",
     "Integration failure rate per feed",
     """
-SELECT topic, sum(raw_in) AS raw_messages, sum(dead_lettered) AS dead_letters,
+SELECT topic, sum(raw_in) AS raw_messages, greatest(sum(dead_lettered) - sum(replayed), 0) AS dead_letters,
        round(if(raw_messages = 0, 0, dead_letters / raw_messages), 4) AS failure_rate
 FROM {db}.ingest_stats FINAL
 WHERE $flushed
 GROUP BY topic
 ORDER BY failure_rate DESC, topic
 """,
-    "Dead letters / raw messages per topic, from the pipeline's own accounting (by flush time).",
+    "Dead letters left (dead-lettered minus replayed) / raw messages per topic, from the pipeline's "
+    "own accounting (by flush time).",
     flushed=in_range("flushed_at"),
 )
 

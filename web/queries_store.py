@@ -66,13 +66,15 @@ PIPELINE_BY_TOPIC = build(
     """
 SELECT topic, sum(raw_in) AS raw_in, sum(normalized) AS normalized, sum(events_out) AS events_out,
        sum(duplicates) AS duplicates, sum(dead_lettered) AS dead_lettered, sum(ignored) AS ignored,
-       sum(mapping_warnings) AS mapping_warnings
+       sum(mapping_warnings) AS mapping_warnings, sum(replayed) AS replayed
 FROM {db}.ingest_stats FINAL
 WHERE $flushed
 GROUP BY topic
 ORDER BY topic
 """,
-    "Sums of ingest_stats over the flushes in the range (processing time).",
+    "Sums of ingest_stats over the flushes in the range (processing time). A replayed dead letter "
+    "counts in its outcome and in replayed, not in raw_in: raw_in = normalized + duplicates + "
+    "dead_lettered + ignored - replayed.",
     flushed=in_range("flushed_at"),
 )
 
@@ -96,11 +98,12 @@ DEAD_LETTERS_BY_REASON = build(
     """
 SELECT reason, count() AS dead_letters, arrayStringConcat(arraySort(groupUniqArray(topic)), ', ') AS topics,
        any(error) AS example_error
-FROM {db}.dead_letters FINAL
-WHERE $received
+FROM {db}.dead_letter_status
+WHERE pending AND $received
 GROUP BY reason
 ORDER BY dead_letters DESC, reason
 """,
+    "Letters still to deal with: never replayed, or still dead after their last replay (`logisync dlq list`).",
     received=in_range("received_at"),
 )
 
@@ -109,7 +112,7 @@ PIPELINE_STATUS = build(
     "Pipeline status",
     """
 SELECT max(flushed_at) AS last_flush_at, uniqExact(run_id) AS runs, argMax(run_id, flushed_at) AS last_run,
-       sum(raw_in) AS raw_messages, sum(dead_lettered) AS dead_letters
+       sum(raw_in) AS raw_messages, sum(dead_lettered) - sum(replayed) AS dead_letters
 FROM {db}.ingest_stats FINAL
 """,
 )
