@@ -254,7 +254,7 @@ def build_flow(
 
     if alert_sinks:
         alerts = op.merge(
-            "alerts", *(_payloads(ALERTS, name, outputs[name]) for name in (ARBITER, LIFECYCLE, INVENTORY))
+            "alerts", *(_payloads(ALERTS, name, outputs[name]) for name in (ARBITER, LIFECYCLE, INVENTORY, HEALTH))
         )
         for name, alert_sink in alert_sinks:
             op.output(name, alerts, alert_sink)
