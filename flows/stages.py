@@ -214,7 +214,8 @@ class StageLogic(op.StatefulBatchLogic[StagePacket, Routed, bytes]):
 
 class DedupLogic(op.StatefulBatchLogic[DedupPacket, Routed, bytes]):
     """One dedup bucket: first sighting of an event_id wins; new events go to the domain stages
-    and the `events` table, every verdict to the tally of the message's input partition."""
+    and the `events` table, every verdict to the tally of the message's input partition.
+    Without `route` (a flow without domain stages) new events only go to the table."""
 
     def __init__(
         self,
@@ -226,8 +227,10 @@ class DedupLogic(op.StatefulBatchLogic[DedupPacket, Routed, bytes]):
         run_id: str,
         recovery: bool,
         resume: bytes | None,
+        route: bool = True,
     ) -> None:
         self.topology = topology
+        self.route = route
         self.lateness_ms = lateness_ms
         self.xref_ttl_ms = xref_ttl_ms
         self.accounting_source = accounting_source
@@ -253,7 +256,7 @@ class DedupLogic(op.StatefulBatchLogic[DedupPacket, Routed, bytes]):
         if self.index < 0:
             self._bind(values[0].to)
         outbox = Outbox(self.topology, self.sender)
-        dedup, xref_ttl_ms = self.dedup, self.xref_ttl_ms
+        dedup, xref_ttl_ms, route = self.dedup, self.xref_ttl_ms, self.route
         routed: list[Any] = []
         tallies: dict[str, list[Any]] = {}
         for packet in values:
@@ -266,7 +269,8 @@ class DedupLogic(op.StatefulBatchLogic[DedupPacket, Routed, bytes]):
                     if dedup.is_new(event.event_id, claim.received_ms):
                         new_types.setdefault(claim.offset, []).append(event.event_type.value)
                         outbox.row(event)
-                        route_event(event, claim.received_ms, xref_ttl_ms, routed)
+                        if route:
+                            route_event(event, claim.received_ms, xref_ttl_ms, routed)
                 source = self.accounting_source(packet.sender)
                 queue = tallies.setdefault(source, [])
                 queue.extend(
@@ -276,7 +280,7 @@ class DedupLogic(op.StatefulBatchLogic[DedupPacket, Routed, bytes]):
         dedup.prune()
         outbox.add(routed)
         promise, done = self._promise()
-        moved = self.sent.moved(promise, done)
+        moved = self.sent.moved(promise, done) and route
         if moved and promise is not None:
             outbox.row(StageWatermark(self.run_id, DEDUP, self.index, promise))
         out = outbox.packets(DEDUP, promise, done, moved)
