@@ -117,7 +117,17 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         print(dlq.format_plan(selected, target))
         return 0
     if kafka:
-        raise SettingsError("Kafka mode is not there yet")
+        print(f"replaying {len(selected):,} dead letters {target} ...", file=sys.stderr)
+        done = dlq.replay_to_kafka(settings, client, store.database, selected, not args.quiet)
+        print(
+            f"logisync dlq replay {done.run_id}: produced {done.produced:,} dead letters back onto their topics "
+            f"(header logisync.replay_of); the running pipeline records their outcome as it reads them"
+        )
+        for raw_ref, why in done.failed[:20]:
+            print(f"  not produced: {raw_ref}: {why}")
+        if len(done.failed) > 20:
+            print(f"  ... and {len(done.failed) - 20:,} more not produced")
+        return 0 if not done.failed else 1
     from flows.run import run_pipeline
     from flows.summary import format_accounting, read_summary
 

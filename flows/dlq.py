@@ -18,6 +18,8 @@ its new outcome: raw_in = normalized + duplicates + ignored + dead_lettered - re
 
 from __future__ import annotations
 
+import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -27,8 +29,10 @@ from typing import Any
 import orjson
 
 from flows.settings import Settings
-from sinks.store import StoreConfig, StoreError, connect, migrate, query_rows
-from sources.dead_letters import LetterFilter, LetterInfo, LetterRef, describe_letters
+from operators.ingest.accounting import PRODUCED
+from operators.model import RawMessage
+from sinks.store import StoreConfig, StoreError, chdb_lock, connect, migrate, query_rows
+from sources.dead_letters import LetterFilter, LetterInfo, LetterRef, describe_letters, load_messages
 
 SHOWN_REFS = 5  # raw_refs a dry run names
 
@@ -171,6 +175,66 @@ def new_replay_id() -> str:
 def replay_settings(settings: Settings) -> Settings:
     """A local replay run: one process, no recovery store, a new run id."""
     return settings.replace(processes=1, process_id=None, addresses=None, recovery_dir=None, run_id=new_replay_id())
+
+
+@dataclass(frozen=True)
+class KafkaReplay:
+    produced: int
+    failed: list[tuple[str, str]]  # (raw_ref, why)
+    run_id: str
+
+
+def replay_to_kafka(
+    settings: Settings, client: Any, database: str, letters: Sequence[LetterRef], progress: bool
+) -> KafkaReplay:
+    """Produce the letters back onto their topics; record `produced` for those the broker took.
+
+    The rows are stamped with the time before the first produce, so the outcome the live
+    pipeline records when it reads a letter (later) is always the newer one."""
+    from sinks.kafka_out import produce_replays
+    from sources.kafka import partitions_of
+
+    assert settings.bootstrap is not None
+    run_id = new_replay_id()
+    read = set(settings.topic_adapters)
+    existing = set(
+        partitions_of(settings.bootstrap, sorted({letter.topic for letter in letters}), settings.kafka_config)
+    )
+    failed: list[tuple[str, str]] = []
+    wanted: list[LetterRef] = []
+    for letter in letters:
+        if letter.topic not in read:
+            failed.append(
+                (letter.raw_ref, f"topic {letter.topic} is not in the topic map: the pipeline does not read it")
+            )
+        elif letter.topic not in existing:
+            failed.append((letter.raw_ref, f"topic {letter.topic} does not exist at {settings.bootstrap}"))
+        else:
+            wanted.append(letter)
+    started_ms = time.time_ns() // 1_000_000  # replayed_at of the `produced` rows: see above
+    delivered: list[str] = []
+    for start in range(0, len(wanted), settings.batch_size):
+        chunk = wanted[start : start + settings.batch_size]
+        messages: list[RawMessage] = load_messages(client, database, chunk, start)
+        outcome = produce_replays(settings.bootstrap, messages, settings.kafka_config)
+        delivered += outcome.delivered
+        failed += outcome.failed
+        missing = {m.raw_ref for m in messages} - set(outcome.delivered) - {ref for ref, _ in outcome.failed}
+        failed += [(ref, "no delivery report from the broker") for ref in sorted(missing)]
+        if progress:
+            print(f"\r  produced {len(delivered):,} of {len(wanted):,}", end="", file=sys.stderr, flush=True)
+    if progress and wanted:
+        print(file=sys.stderr)
+    topic_of = {letter.raw_ref: letter.topic for letter in wanted}
+    rows = [[ref, topic_of[ref], PRODUCED, run_id, started_ms] for ref in delivered]
+    if rows:
+        with chdb_lock():
+            client.insert(
+                f"{database}.dead_letter_replays",
+                rows,
+                column_names=["raw_ref", "topic", "outcome", "run_id", "replayed_at"],
+            )
+    return KafkaReplay(len(delivered), failed, run_id)
 
 
 def pending_count(client: Any, database: str) -> int:

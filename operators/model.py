@@ -94,6 +94,10 @@ class RawMessage(msgspec.Struct, frozen=True, gc=False):
         return f"{self.topic}:{self.partition}:{self.offset}"
 
 
+# The Kafka header that carries `replay_of` on a dead letter produced back onto its topic.
+REPLAY_OF_HEADER = "logisync.replay_of"
+
+
 def split_raw_ref(raw_ref: str) -> tuple[str, int, int]:
     """`<topic>:<partition>:<offset>` -> its parts (a topic name has no `:`). Raises ValueError."""
     topic, partition, offset = raw_ref.rsplit(":", 2)
