@@ -30,6 +30,7 @@ import orjson
 
 from flows.settings import Settings
 from operators.ingest.accounting import PRODUCED
+from operators.ingest.normalize import Normalizer
 from operators.model import RawMessage
 from sinks.store import StoreConfig, StoreError, chdb_lock, connect, migrate, query_rows
 from sources.dead_letters import LetterFilter, LetterInfo, LetterRef, describe_letters, load_messages
@@ -235,6 +236,30 @@ def replay_to_kafka(
                 column_names=["raw_ref", "topic", "outcome", "run_id", "replayed_at"],
             )
     return KafkaReplay(len(delivered), failed, run_id)
+
+
+def stored_events(
+    client: Any, database: str, normalizer: Normalizer, letters: Sequence[LetterRef], batch_size: int
+) -> frozenset[str]:
+    """The event ids the letters yield now that the store already holds (another message brought
+    them meanwhile, e.g. a retransmission read after the fix). A local replay starts with empty
+    dedup state, like any run: it judges these duplicates instead of counting and storing them
+    again (FlowConfig.stored_events). The live pipeline (Kafka mode) has its own dedup state."""
+    known: set[str] = set()
+    for start in range(0, len(letters), batch_size):
+        messages = load_messages(client, database, letters[start : start + batch_size], start)
+        ids = sorted({event.event_id for raw in messages for event in normalizer(raw).events})
+        for first in range(0, len(ids), _IDS_PER_QUERY):
+            rows = query_rows(
+                client,
+                f"SELECT DISTINCT event_id FROM {database}.events WHERE event_id IN %(ids)s",
+                {"ids": tuple(ids[first : first + _IDS_PER_QUERY])},
+            )
+            known.update(str(row[0]) for row in rows)
+    return frozenset(known)
+
+
+_IDS_PER_QUERY = 1000  # ids are inlined in the query text: stay well under max_query_size
 
 
 def pending_count(client: Any, database: str) -> int:

@@ -74,6 +74,9 @@ class FlowConfig:
     # replayed events alone and could replace the real ones (ReplacingMergeTree keeps the higher
     # version), and its old watermark would become the dashboards' clock.
     domain_stages: bool = True
+    # Event ids the store already holds, judged duplicates (a dead-letter replay run, whose dedup
+    # state starts empty: flows/dlq.stored_events).
+    stored_events: frozenset[str] = frozenset()
 
 
 def normalize_batch(
@@ -213,6 +216,7 @@ def build_flow(
             recovery,
             resume,
             route=stages,
+            stored=config.stored_events,
         )
 
     deduped = op.key_rm("dedup_out", op.stateful_batch("dedup", _to(DEDUP, normalized, "normalize"), dedup_builder))

@@ -209,9 +209,13 @@ def run_pipeline(
     workers = settings.workers * place.processes
     lanes = workers if workers > 1 else 1
     source: Source[RawBatch]
+    stored: frozenset[str] = frozenset()
     if letters is not None:
+        from flows.dlq import stored_events
+
         replay = DeadLetterSource(store, letters, replay_source(run_id), settings.batch_size)
         source, senders, lanes = replay, replay.senders, 1
+        stored = stored_events(connect(store), store.database, normalizer, letters, settings.batch_size)
     else:
         source, senders = build_source(settings, progress and place.is_first, lanes)
     buckets = max(settings.buckets, 1)
@@ -263,6 +267,7 @@ def run_pipeline(
         recovery=settings.recovery_dir is not None,
         lanes=lanes if settings.replay_path is not None else 1,
         domain_stages=letters is None,
+        stored_events=stored,
     )
     flow = build_flow(source, normalizer, sink, config, dead_letter_sink=dead_letter_sink, alert_sinks=alert_sinks)
     started = time.perf_counter()

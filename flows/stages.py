@@ -215,7 +215,8 @@ class StageLogic(op.StatefulBatchLogic[StagePacket, Routed, bytes]):
 class DedupLogic(op.StatefulBatchLogic[DedupPacket, Routed, bytes]):
     """One dedup bucket: first sighting of an event_id wins; new events go to the domain stages
     and the `events` table, every verdict to the tally of the message's input partition.
-    Without `route` (a flow without domain stages) new events only go to the table."""
+    Without `route` (a flow without domain stages) new events only go to the table; `stored`
+    ids (already in the store, for a replay run) are duplicates."""
 
     def __init__(
         self,
@@ -228,9 +229,11 @@ class DedupLogic(op.StatefulBatchLogic[DedupPacket, Routed, bytes]):
         recovery: bool,
         resume: bytes | None,
         route: bool = True,
+        stored: frozenset[str] = frozenset(),
     ) -> None:
         self.topology = topology
         self.route = route
+        self.stored = stored
         self.lateness_ms = lateness_ms
         self.xref_ttl_ms = xref_ttl_ms
         self.accounting_source = accounting_source
@@ -256,7 +259,7 @@ class DedupLogic(op.StatefulBatchLogic[DedupPacket, Routed, bytes]):
         if self.index < 0:
             self._bind(values[0].to)
         outbox = Outbox(self.topology, self.sender)
-        dedup, xref_ttl_ms, route = self.dedup, self.xref_ttl_ms, self.route
+        dedup, xref_ttl_ms, route, stored = self.dedup, self.xref_ttl_ms, self.route, self.stored
         routed: list[Any] = []
         tallies: dict[str, list[Any]] = {}
         for packet in values:
@@ -266,7 +269,7 @@ class DedupLogic(op.StatefulBatchLogic[DedupPacket, Routed, bytes]):
                 for claim in packet.claims:
                     event = claim.event
                     counts[claim.offset] = counts.get(claim.offset, 0) + 1
-                    if dedup.is_new(event.event_id, claim.received_ms):
+                    if event.event_id not in stored and dedup.is_new(event.event_id, claim.received_ms):
                         new_types.setdefault(claim.offset, []).append(event.event_type.value)
                         outbox.row(event)
                         if route:

@@ -10,6 +10,7 @@ dead_lettered - replayed`, the letters are no longer pending, and a second repla
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,8 @@ def run(scenario: Path, master: Path, store: StoreConfig) -> int:
     return main(["run", "--source", replay, "--master", str(master), "--quiet", *flags(store, scenario)])
 
 
-def rows(store: StoreConfig, sql: str) -> list[tuple[Any, ...]]:
-    return query_rows(connect(store), sql.format(db=store.database))
+def rows(store: StoreConfig, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    return query_rows(connect(store), sql.format(db=store.database), parameters)
 
 
 EVENTS = "SELECT * EXCEPT ingested_at FROM {db}.events FINAL ORDER BY event_id"
@@ -140,6 +141,8 @@ def test_replay_after_the_master_is_fixed(
         assert dead - replayed == want[4]  # the letters left are those the reference has
         assert normalized + duplicates == want[1] + want[2] and ignored == want[3] and events_out == want[6]
     assert sum(row[6] for row in per_topic) == letters
+    # Nothing counted twice: every stored event was counted once, over the run and the replay.
+    assert sum(row[7] for row in per_topic) == len(reference_events)
     # No mapping error is pending any more; the replay rows say what each letter became.
     assert dict(rows(store, PENDING)) == reference_pending
     outcomes = rows(store, "SELECT outcome, count() FROM {db}.dead_letter_replays FINAL GROUP BY outcome")
@@ -230,6 +233,40 @@ def test_dry_run_and_filters_change_nothing(scenario: Path, chdb_dsn: str, capsy
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"would replay {counts[('wms.unknown_feed', 'unsupported')]} dead letters")
     assert everything(store) == before
+
+
+def test_an_event_stored_meanwhile_makes_its_letter_a_duplicate(
+    scenario: Path, chdb_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After the fix, a retransmission of one dead message arrives (another file) and is normalized;
+    replaying the letter then finds its events stored: a duplicate, not counted or stored again."""
+    store = fresh(chdb_dsn, "dlq_meanwhile")
+    assert run(scenario, scenario / "master", store) == 0
+    ((ref, topic, received, payload),) = rows(
+        store,
+        "SELECT raw_ref, topic, received_at, payload FROM {db}.dead_letters FINAL "
+        "WHERE reason = 'mapping_error' AND topic = 'wms.epcis' ORDER BY received_at LIMIT 1",
+    )
+    later = tmp_path / "later.jsonl"
+    received = received.replace(tzinfo=UTC)  # chDB returns naive UTC
+    with later.open("wb") as out:  # 999 lines of nothing new first, so its raw_ref is its own
+        filler = [("wms.unknown_feed", None, received, b"{}")] * 999
+        write_replay(out, [*filler, (topic, None, received, payload.encode())])
+    flags_ = flags(store, scenario)
+    assert main(["run", "--source", f"file:{later}", "--master", str(scenario / "fixed"), "--quiet", *flags_]) == 0
+    events = rows(store, "SELECT event_id FROM {db}.events FINAL WHERE raw_ref = 'wms.epcis:0:999'")
+    assert events
+    capsys.readouterr()
+    assert main(["dlq", "replay", "--reason", "mapping_error", "--master", str(scenario / "fixed"), *flags_]) == 0
+    assert "holds" in capsys.readouterr().out
+    outcome = rows(store, "SELECT outcome FROM {db}.dead_letter_replays FINAL WHERE raw_ref = %(ref)s", {"ref": ref})
+    assert outcome == [("duplicate",)]
+    # The events keep the raw_ref of the message that brought them first; none is counted twice.
+    ids = {"ids": tuple(event_id for (event_id,) in events)}
+    refs = rows(store, "SELECT DISTINCT raw_ref FROM {db}.events FINAL WHERE event_id IN %(ids)s", ids)
+    assert refs == [("wms.epcis:0:999",)]
+    (events_out,) = rows(store, "SELECT sum(events_out) FROM {db}.ingest_stats FINAL")[0]
+    assert events_out == rows(store, "SELECT count() FROM {db}.events FINAL")[0][0]
 
 
 def _iso(ms: int) -> str:
