@@ -52,7 +52,13 @@ def add_dlq_commands(commands: Any, store_flags: StoreFlags) -> None:
     )
     _add_letter_filters(replay)
     replay.add_argument("--dry-run", action="store_true", help="show what would be replayed; change nothing")
-    replay.add_argument("--master", type=Path, dest="master_dir", metavar="DIR", help="products.csv + sites.csv")
+    replay.add_argument(
+        "--master",
+        type=Path,
+        dest="master_dir",
+        metavar="DIR",
+        help="products.csv + sites.csv, fixed (a local replay; in Kafka mode the pipeline uses its own)",
+    )
     replay.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka mode: produce onto the source topics")
     replay.add_argument("--quiet", action="store_true", help="no progress output")
     store_flags(replay)

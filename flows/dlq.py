@@ -193,14 +193,16 @@ def replay_to_kafka(
     The rows are stamped with the time before the first produce, so the outcome the live
     pipeline records when it reads a letter (later) is always the newer one."""
     from sinks.kafka_out import produce_replays
-    from sources.kafka import partitions_of
+    from sources.kafka import KafkaUnavailableError, partitions_of
 
     assert settings.bootstrap is not None
     run_id = new_replay_id()
     read = set(settings.topic_adapters)
-    existing = set(
-        partitions_of(settings.bootstrap, sorted({letter.topic for letter in letters}), settings.kafka_config)
-    )
+    try:
+        topics = sorted({letter.topic for letter in letters})
+        existing = set(partitions_of(settings.bootstrap, topics, settings.kafka_config))
+    except Exception as exc:  # librdkafka: the broker did not answer (KafkaException)
+        raise KafkaUnavailableError(f"Kafka at {settings.bootstrap} did not answer: {exc}") from exc
     failed: list[tuple[str, str]] = []
     wanted: list[LetterRef] = []
     for letter in letters:

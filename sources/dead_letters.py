@@ -142,13 +142,16 @@ def describe_letters(client: Any, database: str, letters: LetterFilter, limit: i
 def load_messages(client: Any, database: str, letters: Sequence[LetterRef], first_offset: int) -> list[RawMessage]:
     """The letters as raw messages to replay, in the given order, at offsets from `first_offset`.
     A letter no longer in the store (dropped meanwhile) is skipped with a warning."""
-    rows = query_rows(
-        client,
-        f"SELECT raw_ref, key, payload, payload_b64 FROM {database}.dead_letters FINAL "
-        "WHERE topic IN %(topics)s AND raw_ref IN %(refs)s",
-        {"topics": tuple({letter.topic for letter in letters}), "refs": tuple(letter.raw_ref for letter in letters)},
-    )
-    stored = {str(ref): (str(key), str(payload), bool(b64)) for ref, key, payload, b64 in rows}
+    stored: dict[str, tuple[str, str, bool]] = {}
+    for start in range(0, len(letters), _REFS_PER_QUERY):
+        chunk = letters[start : start + _REFS_PER_QUERY]
+        rows = query_rows(
+            client,
+            f"SELECT raw_ref, key, payload, payload_b64 FROM {database}.dead_letters FINAL "
+            "WHERE topic IN %(topics)s AND raw_ref IN %(refs)s",
+            {"topics": tuple({letter.topic for letter in chunk}), "refs": tuple(letter.raw_ref for letter in chunk)},
+        )
+        stored.update((str(ref), (str(key), str(payload), bool(b64))) for ref, key, payload, b64 in rows)
     messages = []
     for index, letter in enumerate(letters):
         found = stored.get(letter.raw_ref)
@@ -168,6 +171,9 @@ def load_messages(client: Any, database: str, letters: Sequence[LetterRef], firs
             )
         )
     return messages
+
+
+_REFS_PER_QUERY = 1000  # raw_refs are inlined in the query text: stay well under max_query_size
 
 
 class _LetterPartition(StatefulSourcePartition[RawBatch, int]):

@@ -287,3 +287,17 @@ def test_bad_dlq_flags_are_one_line(
 ) -> None:
     assert main([*argv, "--clickhouse", chdb_dsn]) == 2
     assert capsys.readouterr().err.strip().startswith(error)
+
+
+def test_kafka_mode_without_a_broker_is_one_line_and_marks_nothing(
+    scenario: Path, chdb_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = fresh(chdb_dsn, "dlq_no_broker")
+    assert run(scenario, scenario / "master", store) == 0
+    pending = rows(store, PENDING)
+    capsys.readouterr()
+    assert main(["dlq", "replay", "--bootstrap", "127.0.0.1:9", "--quiet", *flags(store, scenario)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("logisync dlq: Kafka at 127.0.0.1:9 did not answer")
+    assert not any("Traceback" in line for line in err)
+    assert rows(store, PENDING) == pending and rows(store, "SELECT count() FROM {db}.dead_letter_replays") == [(0,)]
