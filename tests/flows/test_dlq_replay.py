@@ -228,6 +228,16 @@ def test_dry_run_and_filters_change_nothing(scenario: Path, chdb_dsn: str, capsy
     assert listed("--reason", "parse_error")["by_reason"] == {"parse_error": total(reasons=("parse_error",))}
     both = listed("--reason", "parse_error", "--topic", "stock.snapshots", "--until", _iso(letters[-1][3] + 1))
     assert both["matching"] == total(("stock.snapshots",), ("parse_error",)) > 0
+    # The table: counts over every match, the oldest letters first, and how many are not shown.
+    assert main(["dlq", "list", "--limit", "2", *flags(store, scenario)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == f"dead letters pending replay: {len(letters):,}"
+    assert table[1] == "  by reason: " + ", ".join(
+        f"{reason} {count:,}" for reason, count in sorted(every["by_reason"].items(), key=lambda kv: -kv[1])
+    )
+    assert table[4].split()[:6] == ["raw_ref", "topic", "reason", "received_at", "last", "replay"]
+    assert [line.split()[0] for line in table[6:8]] == [ref for ref, *_ in letters[:2]]
+    assert table[8] == f"(the first 2 of {len(letters):,}; --limit N shows more)"
     # A filtered dry run names only what the filter selects.
     assert main(["dlq", "replay", "--dry-run", "--topic", "wms.unknown_feed", *flags(store, scenario)]) == 0
     lines = capsys.readouterr().out.splitlines()
