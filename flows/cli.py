@@ -1,4 +1,4 @@
-"""The `logisync` command line: run, simulate, query.
+"""The `logisync` command line: run, simulate, query, serve, dlq.
 
 Errors a user can fix (a bad flag, a missing file, an unreachable store) are one line on stderr
 and exit code 2, never a traceback.
@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from flows.cli_dlq import add_dlq_commands, cmd_dlq
 from flows.settings import Settings, SettingsError, build_settings
 from operators.formats.master_csv import MasterDataError
 from sinks.store import StoreConfig, StoreError, connect, query_rows
@@ -113,6 +114,7 @@ def make_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     _add_store_flags(serve)
+    add_dlq_commands(commands, _add_store_flags)
     return parser
 
 
@@ -269,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    handlers = {"run": cmd_run, "simulate": cmd_simulate, "query": cmd_query, "serve": cmd_serve}
+    handlers = {"run": cmd_run, "simulate": cmd_simulate, "query": cmd_query, "serve": cmd_serve, "dlq": cmd_dlq}
     try:
         return handlers[args.command](args)
     except (UserError, SettingsError, StoreError, KafkaUnavailableError, MasterDataError) as exc:

@@ -13,8 +13,12 @@ Shape (every arrow carries packets, one per destination bucket per batch; flows/
     lifecycle        by delivery: status, latency facts, SLA alerts, event links;
                      InFlight / GoodsIssue -> inventory
     inventory        by site: positions, deltas, mismatch alerts
-    tally            by input partition: ingest_stats rows
+    tally            by input partition: ingest_stats rows, dead_letter_replays rows
     clickhouse       every row (one writer process for the embedded store)
+
+Without `domain_stages` (a dead-letter replay run, `logisync dlq replay`) the flow is input ->
+normalize -> dedup -> tally -> clickhouse: events, dead letters and the accounting, no domain
+tables (a replay run has none of the domain state the live flow has; see FlowConfig).
 """
 
 from __future__ import annotations
@@ -64,14 +68,24 @@ class FlowConfig:
     recovery: bool = False
     lanes: int = 1  # a replay file dealt round-robin to this many lanes (one per worker)
     accounting_source: Callable[[str], str] = lane_source
+    # The keyed domain stages (resolution, arbiter, lifecycle, inventory, health) and their
+    # watermarks. Off for a dead-letter replay run: it starts with empty domain state, so its
+    # delivery_status / sync_latency / inventory rows and alerts would be computed from the
+    # replayed events alone and could replace the real ones (ReplacingMergeTree keeps the higher
+    # version), and its old watermark would become the dashboards' clock.
+    domain_stages: bool = True
+    # Event ids the store already holds, judged duplicates (a dead-letter replay run, whose dedup
+    # state starts empty: flows/dlq.stored_events).
+    stored_events: frozenset[str] = frozenset()
 
 
 def normalize_batch(
-    normalizer: Normalizer, topology: Topology, accounting_source: Callable[[str], str]
+    normalizer: Normalizer, topology: Topology, accounting_source: Callable[[str], str], health_stage: bool = True
 ) -> Callable[[RawBatch], list[Routed]]:
     """Adapters over one batch; claims grouped per dedup bucket, one packet to every bucket (it
     carries the partition's promise even when it has no claims for that bucket); messages and dead
-    letters per topic and minute to the health stage, likewise."""
+    letters per topic and minute to the health stage, likewise (a replayed dead letter is not
+    counted there again: the feed's health is about what arrived when)."""
     dedup_buckets = topology.count(DEDUP)
     dedup_keys = [topology.key(DEDUP, index) for index in range(dedup_buckets)]
     health_buckets = topology.count(HEALTH)
@@ -95,7 +109,7 @@ def normalize_batch(
                 result = normalizer(raw)
             found, item = split_result(raw, account, result, received_ms)
             tally.append(item)
-            if (
+            if raw.replay_of is None and (
                 result.dead_letter is None
                 or result.dead_letter.reason != DeadLetterReason.SCHEMA_ERROR
                 or (is_sane_received(received_ms, horizon))
@@ -113,14 +127,15 @@ def normalize_batch(
             (DEDUP, dedup_keys[index], DedupPacket(batch.source, index, batch.promise, batch.done, claims[index]))
             for index in range(dedup_buckets)
         ]
-        health: list[list[tuple[OrderKey, DomainItem]]] = [[] for _ in range(health_buckets)]
-        for (topic, minute), (messages, dead_count) in minutes.items():
-            key = (minute + MINUTE_MS, topic, 0)
-            health[bucket_of(topic, health_buckets)].append((key, TopicMinute(topic, minute, messages, dead_count)))
-        out.extend(
-            (HEALTH, health_keys[index], StagePacket(batch.source, index, batch.promise, batch.done, health[index]))
-            for index in range(health_buckets)
-        )
+        if health_stage:
+            health: list[list[tuple[OrderKey, DomainItem]]] = [[] for _ in range(health_buckets)]
+            for (topic, minute), (messages, dead_count) in minutes.items():
+                key = (minute + MINUTE_MS, topic, 0)
+                health[bucket_of(topic, health_buckets)].append((key, TopicMinute(topic, minute, messages, dead_count)))
+            out.extend(
+                (HEALTH, health_keys[index], StagePacket(batch.source, index, batch.promise, batch.done, health[index]))
+                for index in range(health_buckets)
+            )
         if tally:
             out.append((TALLY, account, TallyPacket(account, tally)))
         if letters:
@@ -170,10 +185,11 @@ def build_flow(
     alert_sinks: Sequence[tuple[str, Sink[Any]]] = (),
     flow_id: str = "logisync",
 ) -> Dataflow:
-    topology, domain, master = config.topology, config.domain, config.master
+    topology, domain = config.topology, config.domain
     flow = Dataflow(flow_id)
     batches = op.input("input", flow, source)  # RawBatch
-    normalize = normalize_batch(normalizer, topology, config.accounting_source)
+    stages = config.domain_stages
+    normalize = normalize_batch(normalizer, topology, config.accounting_source, health_stage=stages)
     if config.lanes > 1:
         # One replay partition, dealt to lanes: each lane's batches reach one worker, in order.
         lane_keys = {
@@ -199,6 +215,8 @@ def build_flow(
             run_id,
             recovery,
             resume,
+            route=stages,
+            stored=config.stored_events,
         )
 
     deduped = op.key_rm("dedup_out", op.stateful_batch("dedup", _to(DEDUP, normalized, "normalize"), dedup_builder))
@@ -209,6 +227,32 @@ def build_flow(
     tally_in = op.merge("tally_in", _to(TALLY, normalized, "normalize"), _to(TALLY, deduped, "dedup"))
     tallied = op.key_rm("tally_out", op.stateful_batch("tally", tally_in, tally_builder))
 
+    outputs = {"normalize": normalized, "dedup": deduped, "tally": tallied}
+    if stages:
+        outputs |= _domain_stages(normalized, deduped, config)
+    rows = op.merge("rows", *(_sink_packets(name, stream) for name, stream in outputs.items()))
+    op.output("clickhouse", rows, sink)
+
+    if alert_sinks and stages:
+        alerts = op.merge(
+            "alerts", *(_payloads(ALERTS, name, outputs[name]) for name in (ARBITER, LIFECYCLE, INVENTORY, HEALTH))
+        )
+        for name, alert_sink in alert_sinks:
+            op.output(name, alerts, alert_sink)
+    if dead_letter_sink is not None:
+        packets = _payloads(DEAD_LETTERS, "normalize", normalized)
+        letters = op.flat_map(
+            "dead_letter_messages", packets, lambda packet: [dead_letter_message(x) for x in packet.letters]
+        )
+        op.output("kafka_dead_letters", letters, dead_letter_sink)
+    return flow
+
+
+def _domain_stages(
+    normalized: Stream[Routed], deduped: Stream[Routed], config: FlowConfig
+) -> dict[str, Stream[Routed]]:
+    """resolution -> arbiter -> lifecycle -> inventory, fed by dedup; health, fed by normalize."""
+    domain, master = config.domain, config.master
     resolved = _stage(
         RESOLUTION,
         [_to(RESOLUTION, deduped, "dedup")],
@@ -246,24 +290,7 @@ def build_flow(
         HealthState,
         lateness_ms=domain.lateness_ms,
     )
-
-    outputs = {"normalize": normalized, "dedup": deduped, "tally": tallied}
-    outputs |= {RESOLUTION: resolved, ARBITER: arbitrated, LIFECYCLE: lifecycle, INVENTORY: inventory, HEALTH: health}
-    rows = op.merge("rows", *(_sink_packets(name, stream) for name, stream in outputs.items()))
-    op.output("clickhouse", rows, sink)
-
-    if alert_sinks:
-        alerting = (ARBITER, LIFECYCLE, INVENTORY, HEALTH)
-        alerts = op.merge("alerts", *(_payloads(ALERTS, name, outputs[name]) for name in alerting))
-        for name, alert_sink in alert_sinks:
-            op.output(name, alerts, alert_sink)
-    if dead_letter_sink is not None:
-        packets = _payloads(DEAD_LETTERS, "normalize", normalized)
-        letters = op.flat_map(
-            "dead_letter_messages", packets, lambda packet: [dead_letter_message(x) for x in packet.letters]
-        )
-        op.output("kafka_dead_letters", letters, dead_letter_sink)
-    return flow
+    return {RESOLUTION: resolved, ARBITER: arbitrated, LIFECYCLE: lifecycle, INVENTORY: inventory, HEALTH: health}
 
 
 def _sink_packets(name: str, stream: Stream[Routed]) -> Stream[tuple[str, Any]]:

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,6 +35,7 @@ from sinks.kafka_out import alert_message, kafka_sink
 from sinks.store import StoreConfig, connect, migrate
 from sinks.webhook import WebhookConfig, WebhookCounters, WebhookSink
 from sources.batch import RawBatch
+from sources.dead_letters import DeadLetterSource, LetterRef, replay_source
 from sources.file_source import FileProgress, ReplayFileSource
 from sources.master_files import load_master
 from sources.stop import STOP
@@ -171,8 +172,13 @@ def run_pipeline(
     progress: bool = True,
     place: ClusterPlace | None = None,
     serve: tuple[str, int] | None = None,
+    letters: Sequence[LetterRef] | None = None,
 ) -> RunResult:
     """Run the flow to the end of its input (replay, `--until-end`) and return what it wrote.
+
+    With `letters` (stored dead letters, `logisync dlq replay`) the input is those letters, one
+    input partition `dlq:<run_id>`, through the same normalize, dedup, accounting and sinks, without
+    the domain stages (FlowConfig.domain_stages); one process, no recovery store.
 
     With `settings.processes` > 1 this process starts the others (flows/cluster.py) and is
     process 0 of the cluster; with `process_id`/`addresses` it is one process of a cluster
@@ -180,6 +186,8 @@ def run_pipeline(
     background thread over the same store client (chDB admits one process), from before the first
     insert; it is left running.
     """
+    if letters is not None and (settings.processes > 1 or settings.recovery_dir is not None or place is not None):
+        raise SettingsError("a dead-letter replay runs in one process without a recovery store")
     if place is None and settings.processes > 1:
         from flows.cluster import run_local_cluster
 
@@ -196,11 +204,20 @@ def run_pipeline(
             web = start_background(client, store.database, *serve)
             print(f"serving the dashboards at {web.url} (live)", file=sys.stderr)
     master = load_master_data(settings)
-    normalizer = Normalizer(settings.topic_adapters, master)
+    normalizer = Normalizer(settings.topic_adapters, master, settings.unmapped)
     run_id = settings.run_id or uuid.uuid4().hex[:12]
     workers = settings.workers * place.processes
     lanes = workers if workers > 1 else 1
-    source, senders = build_source(settings, progress and place.is_first, lanes)
+    source: Source[RawBatch]
+    stored: frozenset[str] = frozenset()
+    if letters is not None:
+        from flows.dlq import stored_events
+
+        replay = DeadLetterSource(store, letters, replay_source(run_id), settings.batch_size)
+        source, senders, lanes = replay, replay.senders, 1
+        stored = stored_events(connect(store), store.database, normalizer, letters, settings.batch_size)
+    else:
+        source, senders = build_source(settings, progress and place.is_first, lanes)
     buckets = max(settings.buckets, 1)
     topology = Topology(
         sources=senders,
@@ -214,7 +231,7 @@ def run_pipeline(
             HEALTH: max(1, min(buckets, 2)),  # a handful of topics
         },
     )
-    live = settings.source == "kafka" and not settings.until_end
+    live = settings.source == "kafka" and not settings.until_end and letters is None
     counters = SinkCounters()
     if live:  # Kafka timestamp -> stored row, for /metrics (meaningless for a replay of old data)
         counters.on_events = _observe_ingest_latency
@@ -235,13 +252,13 @@ def run_pipeline(
     )
     dead_letter_sink = None
     alert_sinks: list[tuple[str, Sink[Any]]] = []
-    if settings.source == "kafka" and settings.bootstrap:
+    if settings.source == "kafka" and settings.bootstrap and letters is None:
         dead_letter_sink = kafka_sink(settings.bootstrap, settings.dead_letter_topic, settings.kafka_config)
         alert_sinks.append(
             ("kafka_alerts", _AlertsToKafka(settings.bootstrap, settings.alerts_topic, settings.kafka_config))
         )
     webhook = None
-    if settings.alert_webhook:
+    if settings.alert_webhook and letters is None:
         webhook = WebhookSink(WebhookConfig(settings.alert_webhook, drain_s=settings.alert_webhook_drain_s))
         alert_sinks.append(("alert_webhook", webhook))
     config = FlowConfig(
@@ -251,6 +268,8 @@ def run_pipeline(
         master=master,
         recovery=settings.recovery_dir is not None,
         lanes=lanes if settings.replay_path is not None else 1,
+        domain_stages=letters is None,
+        stored_events=stored,
     )
     flow = build_flow(source, normalizer, sink, config, dead_letter_sink=dead_letter_sink, alert_sinks=alert_sinks)
     started = time.perf_counter()
@@ -266,7 +285,7 @@ def run_pipeline(
     seconds = time.perf_counter() - started
     if STOP.is_set():
         raise KeyboardInterrupt  # the CLI says "interrupted" (exit 130); everything read so far is stored
-    if settings.source == "kafka" and settings.until_end and place.is_first:
+    if settings.source == "kafka" and settings.until_end and place.is_first and letters is None:
         _warn_if_nothing_read(store, run_id, settings)
     return RunResult(run_id, seconds, counters, store, webhook.counters if webhook else None, web)
 

@@ -22,7 +22,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     clickhouse_dsn: SecretUrl = Field(SecretUrl(DEFAULT_DSN), validation_alias=AliasChoices("clickhouse"))
     database: str = DEFAULT_DATABASE
     master_dir: Path | None = Field(None, validation_alias=AliasChoices("master_dir", "master"))
+    # An id the master cannot map: kept as UNMAPPED:<raw> with a warning, or a mapping_error dead letter.
+    unmapped: Literal["warn", "dead_letter"] = "warn"
     workers: Annotated[int, Field(ge=1, le=256)] = 1
     processes: Annotated[int, Field(ge=1, le=64)] = 1  # bytewax processes on this machine (`--processes`)
     # One process of a cluster spread over machines: its index and every process's host:port.

@@ -214,7 +214,9 @@ class StageLogic(op.StatefulBatchLogic[StagePacket, Routed, bytes]):
 
 class DedupLogic(op.StatefulBatchLogic[DedupPacket, Routed, bytes]):
     """One dedup bucket: first sighting of an event_id wins; new events go to the domain stages
-    and the `events` table, every verdict to the tally of the message's input partition."""
+    and the `events` table, every verdict to the tally of the message's input partition.
+    Without `route` (a flow without domain stages) new events only go to the table; `stored`
+    ids (already in the store, for a replay run) are duplicates."""
 
     def __init__(
         self,
@@ -226,8 +228,12 @@ class DedupLogic(op.StatefulBatchLogic[DedupPacket, Routed, bytes]):
         run_id: str,
         recovery: bool,
         resume: bytes | None,
+        route: bool = True,
+        stored: frozenset[str] = frozenset(),
     ) -> None:
         self.topology = topology
+        self.route = route
+        self.stored = stored
         self.lateness_ms = lateness_ms
         self.xref_ttl_ms = xref_ttl_ms
         self.accounting_source = accounting_source
@@ -253,7 +259,7 @@ class DedupLogic(op.StatefulBatchLogic[DedupPacket, Routed, bytes]):
         if self.index < 0:
             self._bind(values[0].to)
         outbox = Outbox(self.topology, self.sender)
-        dedup, xref_ttl_ms = self.dedup, self.xref_ttl_ms
+        dedup, xref_ttl_ms, route, stored = self.dedup, self.xref_ttl_ms, self.route, self.stored
         routed: list[Any] = []
         tallies: dict[str, list[Any]] = {}
         for packet in values:
@@ -263,10 +269,11 @@ class DedupLogic(op.StatefulBatchLogic[DedupPacket, Routed, bytes]):
                 for claim in packet.claims:
                     event = claim.event
                     counts[claim.offset] = counts.get(claim.offset, 0) + 1
-                    if dedup.is_new(event.event_id, claim.received_ms):
+                    if event.event_id not in stored and dedup.is_new(event.event_id, claim.received_ms):
                         new_types.setdefault(claim.offset, []).append(event.event_type.value)
                         outbox.row(event)
-                        route_event(event, claim.received_ms, xref_ttl_ms, routed)
+                        if route:
+                            route_event(event, claim.received_ms, xref_ttl_ms, routed)
                 source = self.accounting_source(packet.sender)
                 queue = tallies.setdefault(source, [])
                 queue.extend(
@@ -276,7 +283,7 @@ class DedupLogic(op.StatefulBatchLogic[DedupPacket, Routed, bytes]):
         dedup.prune()
         outbox.add(routed)
         promise, done = self._promise()
-        moved = self.sent.moved(promise, done)
+        moved = self.sent.moved(promise, done) and route
         if moved and promise is not None:
             outbox.row(StageWatermark(self.run_id, DEDUP, self.index, promise))
         out = outbox.packets(DEDUP, promise, done, moved)
@@ -321,7 +328,9 @@ class TallyLogic(op.StatefulBatchLogic[TallyPacket, Routed, bytes]):
         for packet in values:
             for item in packet.items:
                 tally.add(item)
-        rows = tally.rows()
+        # The counts and the replayed letters' outcomes travel in one packet and are stored by the
+        # same flush of the sink: a letter is marked replayed when, and only when, it is counted.
+        rows: list[Any] = [*tally.rows(), *tally.replays()]
         if not rows:
             return [], self.RETAIN
         outbox = Outbox(self.topology, f"tally/{tally.source}")

@@ -71,7 +71,13 @@ class DeadLetterReason(StrEnum):
 
 
 class RawMessage(msgspec.Struct, frozen=True, gc=False):
-    """One message as it came off the backbone (design.md 2.1)."""
+    """One message as it came off the backbone (design.md 2.1).
+
+    `replay_of`: set when the message is a dead letter fed through the flow again (`logisync dlq
+    replay`): the raw_ref of the original, which the message keeps, so its events and its dead
+    letter name the message as it first arrived and the accounting moves the original letter
+    instead of counting a new message. Fields are only ever added at the end, with a default.
+    """
 
     topic: str
     partition: int
@@ -79,10 +85,23 @@ class RawMessage(msgspec.Struct, frozen=True, gc=False):
     key: str | None
     value: bytes
     received_at: datetime
+    replay_of: str | None = None
 
     @property
     def raw_ref(self) -> str:
+        if self.replay_of is not None:
+            return self.replay_of
         return f"{self.topic}:{self.partition}:{self.offset}"
+
+
+# The Kafka header that carries `replay_of` on a dead letter produced back onto its topic.
+REPLAY_OF_HEADER = "logisync.replay_of"
+
+
+def split_raw_ref(raw_ref: str) -> tuple[str, int, int]:
+    """`<topic>:<partition>:<offset>` -> its parts (a topic name has no `:`). Raises ValueError."""
+    topic, partition, offset = raw_ref.rsplit(":", 2)
+    return topic, int(partition), int(offset)
 
 
 class Line(msgspec.Struct, frozen=True, gc=False, array_like=True):

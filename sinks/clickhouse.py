@@ -131,13 +131,15 @@ class _Accounting:
 
     A row holds the running totals of one (input partition, offset block, topic); the counters
     grow by the difference to the row last stored for that key, so /metrics equals the table,
-    replayed rows included (they add nothing)."""
+    replayed rows included (they add nothing). Replayed dead letters grow their outcome but not
+    messages_in: the growth of `replayed` is handed to the outcome calls (which outcome a replay
+    ended in does not matter to the totals)."""
 
     __slots__ = ("_last",)
 
     def __init__(self) -> None:
-        # key -> (normalized, events_out, duplicates, ignored, dead letters by reason)
-        self._last: dict[Any, tuple[int, int, int, int, dict[str, int]]] = {}
+        # key -> (normalized, events_out, duplicates, ignored, replayed, dead letters by reason)
+        self._last: dict[Any, tuple[int, int, int, int, int, dict[str, int]]] = {}
 
     def record(self, table: Table, rows: list[Sequence[Any]]) -> None:
         column = {name: index for index, name in enumerate(table.columns)}
@@ -153,20 +155,26 @@ class _Accounting:
                 int(row[column["events_out"]]),
                 int(row[column["duplicates"]]),
                 int(row[column["ignored"]]),
+                int(row[column["replayed"]]),
                 reasons,
             )
-            before = self._last.get(key, (0, 0, 0, 0, {}))
+            before = self._last.get(key, (0, 0, 0, 0, 0, {}))
             self._last[key] = now
+            grown: list[tuple[str, int, int, str]] = []  # (outcome, messages, events, dead reason)
             if now[0] > before[0] or now[1] > before[1]:
-                metrics.record_outcome(topic, "normalized", events=now[1] - before[1], messages=now[0] - before[0])
+                grown.append(("normalized", now[0] - before[0], now[1] - before[1], ""))
             if now[2] > before[2]:
-                metrics.record_outcome(topic, "duplicate", messages=now[2] - before[2])
+                grown.append(("duplicate", now[2] - before[2], 0, ""))
             if now[3] > before[3]:
-                metrics.record_outcome(topic, "ignored", messages=now[3] - before[3])
+                grown.append(("ignored", now[3] - before[3], 0, ""))
             for reason, count in reasons.items():
-                grown = count - before[4].get(reason, 0)
-                if grown > 0:
-                    metrics.record_outcome(topic, "dead_lettered", dead_reason=reason, messages=grown)
+                if count > before[5].get(reason, 0):
+                    grown.append(("dead_lettered", count - before[5].get(reason, 0), 0, reason))
+            replays = max(now[4] - before[4], 0)
+            for outcome, messages, events, reason in grown:
+                replayed = min(replays, messages)
+                replays -= replayed
+                metrics.record_outcome(topic, outcome, reason, events, messages, replayed)
 
 
 class ClickHousePartition(StatefulSinkPartition[SinkItem, None]):

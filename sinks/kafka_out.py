@@ -11,15 +11,21 @@ is produced truncated, with `logisync.truncated` = its full size; ClickHouse kee
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 import orjson
 from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
+from confluent_kafka import Producer
 
 from operators.domain.alerts import Alert, iso
 from operators.formats.timeparse import to_epoch_ms
-from operators.model import DeadLetter
+from operators.model import REPLAY_OF_HEADER, DeadLetter, RawMessage
+
+log = logging.getLogger(__name__)
 
 DEAD_LETTER_TOPIC = "logisync.dead_letters"
 ALERTS_TOPIC = "logisync.alerts"
@@ -69,3 +75,62 @@ def alert_message(alert: Alert) -> KafkaSinkMessage[bytes, bytes]:
     """Keyed by alert id, so every version of an alert lands in one partition, in order."""
     headers = [("logisync.rule", alert.rule.encode()), ("logisync.version", str(alert.version).encode())]
     return KafkaSinkMessage(key=alert.alert_id.encode(), value=orjson.dumps(alert_payload(alert)), headers=headers)
+
+
+@dataclass
+class Produced:
+    """What a produce of replayed dead letters came to: raw_refs delivered, and those that failed."""
+
+    delivered: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (raw_ref, error)
+
+
+def produce_replays(
+    bootstrap: str, messages: Sequence[RawMessage], config: Mapping[str, str], timeout_s: float = 60.0
+) -> Produced:
+    """Dead letters back onto their own topics (`logisync dlq replay` in Kafka mode): the whole
+    payload (from the store, not the dead-letter topic's copy, which may be truncated), the
+    original key (so the letter lands where its delivery's messages do) and the original
+    received_at as the Kafka timestamp (so its events are what a local replay makes), with the
+    `logisync.replay_of` header = the original raw_ref, which the Kafka source reads back."""
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": "true",
+            "linger.ms": "20",
+            "compression.type": "lz4",
+            "message.timeout.ms": str(int(timeout_s * 1000)),
+            **config,
+        }
+    )
+    result = Produced()
+
+    def report(raw_ref: str) -> Any:
+        def delivered(error: Any, _message: Any) -> None:
+            if error is None:
+                result.delivered.append(raw_ref)
+            else:
+                result.failed.append((raw_ref, str(error)))
+
+        return delivered
+
+    for raw in messages:
+        raw_ref = raw.raw_ref
+        while True:
+            try:
+                producer.produce(
+                    raw.topic,
+                    value=raw.value,
+                    key=raw.key.encode("utf-8") if raw.key is not None else None,
+                    timestamp=to_epoch_ms(raw.received_at),
+                    headers=[(REPLAY_OF_HEADER, raw_ref.encode("utf-8"))],
+                    on_delivery=report(raw_ref),
+                )
+                break
+            except BufferError:  # librdkafka's queue is full: let deliveries drain it
+                producer.poll(1.0)
+        producer.poll(0)
+    left = producer.flush(timeout_s + 5)
+    if left:
+        log.warning("%d replayed dead letters were still unconfirmed after %.0f s", left, timeout_s)
+    return result

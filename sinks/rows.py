@@ -23,8 +23,8 @@ from operators.domain.handoffs import SyncLatency
 from operators.domain.inventory_units import InventoryDelta, InventoryPosition
 from operators.domain.lifecycle import EventLink
 from operators.formats.timeparse import to_epoch_ms
-from operators.ingest.accounting import IngestStats
-from operators.model import CanonicalEvent, DeadLetter
+from operators.ingest.accounting import IngestStats, LetterReplay
+from operators.model import CanonicalEvent, DeadLetter, split_raw_ref
 
 Row = Sequence[Any]  # a tuple when made, a list after crossing a process as msgpack
 
@@ -117,17 +117,27 @@ def event_row(event: CanonicalEvent) -> Row:
 
 
 def dead_letter_row(letter: DeadLetter) -> Row:
-    """The whole payload, whatever its size (the dead-letter topic may get a truncated copy)."""
+    """The whole payload, whatever its size (the dead-letter topic may get a truncated copy).
+
+    A replayed message that is still dead replaces its original row (same topic and raw_ref) with
+    the new verdict; partition and offset stay those of the original (its raw_ref), not where
+    the replay carried it."""
     raw = letter.raw
     try:
         payload, is_b64 = raw.value.decode("utf-8"), False
     except UnicodeDecodeError:
         payload, is_b64 = base64.b64encode(raw.value).decode("ascii"), True
+    partition, offset = raw.partition, raw.offset
+    if raw.replay_of is not None:
+        try:
+            _, partition, offset = split_raw_ref(raw.replay_of)
+        except ValueError:  # not a raw_ref of ours: keep where the replay carried it
+            pass
     return (
         raw.raw_ref,
         raw.topic,
-        raw.partition,
-        raw.offset,
+        partition,
+        offset,
         raw.key or "",
         to_epoch_ms(raw.received_at),
         str(letter.reason),
@@ -162,6 +172,7 @@ TABLES: dict[type, Table] = {
     CanonicalEvent: Table("events", EVENT_COLUMNS, event_row, "ingested_at"),
     DeadLetter: Table("dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row, "ingested_at"),
     IngestStats: Table("ingest_stats", _fields(IngestStats), msgspec.structs.astuple, "flushed_at", _key(0, 1, 2), 4),
+    LetterReplay: Table("dead_letter_replays", _fields(LetterReplay), msgspec.structs.astuple, "replayed_at"),
     DeliveryStatus: Table("delivery_status", _fields(DeliveryStatus), msgspec.structs.astuple, None, _key(0), 12),
     SyncLatency: Table("sync_latency", _fields(SyncLatency), msgspec.structs.astuple, None, _key(0, 1), 12),
     Alert: Table("alerts", _fields(Alert), msgspec.structs.astuple),  # every version (a history)

@@ -2,7 +2,9 @@
 
 Wraps `bytewax.connectors.kafka.KafkaSource` (one input partition per topic-partition, batched
 `consume`, offsets in the recovery snapshot) so that:
-- every message becomes a RawMessage with `received_at` = the Kafka message timestamp;
+- every message becomes a RawMessage with `received_at` = the Kafka message timestamp, and
+  `replay_of` = its `logisync.replay_of` header (a dead letter produced back by `logisync dlq
+  replay`: it keeps its raw_ref, and the accounting moves the letter instead of counting it anew);
 - `until_end` stops each partition at the end offset seen when the flow starts (backfills, tests);
 - start-up checks the broker and topics with a timeout first (the connector's own metadata call
   has none and hangs forever on an unreachable broker: bytewax guide 1.3).
@@ -27,7 +29,7 @@ from typing_extensions import override
 
 from operators.formats.timeparse import to_epoch_ms
 from operators.ingest.sanity import LIVE_AHEAD_MS, is_sane_received
-from operators.model import RawMessage
+from operators.model import REPLAY_OF_HEADER, RawMessage
 from sources.batch import RawBatch
 from sources.stop import stop_requested
 from web import metrics
@@ -169,7 +171,17 @@ def to_raw(message: KafkaSourceMessage[bytes | None, bytes | None]) -> RawMessag
         key=key,
         value=message.value or b"",
         received_at=received_at,
+        replay_of=replay_of(message.headers),
     )
+
+
+def replay_of(headers: Sequence[tuple[str, bytes | None]]) -> str | None:
+    """The original raw_ref of a replayed dead letter (its last `logisync.replay_of` header)."""
+    found = None
+    for name, value in headers:
+        if name == REPLAY_OF_HEADER and value:
+            found = value.decode("utf-8", errors="replace")
+    return found
 
 
 def source_id(topic: str, partition: int) -> str:

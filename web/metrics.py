@@ -46,6 +46,12 @@ DEAD_LETTERS = PromCounter(
     ["topic", "reason"],
     registry=PIPELINE_REGISTRY,
 )
+REPLAYED = PromCounter(
+    "logisync_replayed",
+    "Dead letters replayed, per topic (counted again in their outcome, not in messages_in)",
+    ["topic"],
+    registry=PIPELINE_REGISTRY,
+)
 DUPLICATES = PromCounter(
     "logisync_duplicates",
     "Raw messages whose every event was already seen, per topic",
@@ -85,9 +91,14 @@ INGEST_LATENCY = Histogram(
 )
 
 
-def record_outcome(topic: str, outcome: str, dead_reason: str = "", events: int = 0, messages: int = 1) -> None:
-    """`messages` raw messages of `topic` ended as `outcome`, yielding `events` new events."""
-    MESSAGES_IN.labels(topic).inc(messages)
+def record_outcome(
+    topic: str, outcome: str, dead_reason: str = "", events: int = 0, messages: int = 1, replayed: int = 0
+) -> None:
+    """`messages` raw messages of `topic` ended as `outcome`, yielding `events` new events;
+    `replayed` of them were replayed dead letters, not new raw messages."""
+    MESSAGES_IN.labels(topic).inc(messages - replayed)
+    if replayed:
+        REPLAYED.labels(topic).inc(replayed)
     OUTCOMES.labels(topic, outcome).inc(messages)
     if events:
         EVENTS_OUT.labels(topic).inc(events)

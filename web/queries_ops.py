@@ -57,7 +57,7 @@ FAILURE_RATE_BY_FEED = build(
     "failure_rate_by_feed",
     "Integration failure rate per feed",
     """
-SELECT topic, sum(raw_in) AS raw_messages, sum(dead_lettered) AS dead_letters,
+SELECT topic, sum(raw_in) AS raw_messages, greatest(sum(dead_lettered) - sum(replayed), 0) AS dead_letters,
        round(if(raw_messages = 0, 0, dead_letters / raw_messages), 4) AS failure_rate
 FROM {db}.ingest_stats FINAL
 WHERE $flushed

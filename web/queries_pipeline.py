@@ -26,13 +26,15 @@ PIPELINE_BY_TOPIC = build(
     """
 SELECT topic, sum(raw_in) AS raw_in, sum(normalized) AS normalized, sum(events_out) AS events_out,
        sum(duplicates) AS duplicates, sum(dead_lettered) AS dead_lettered, sum(ignored) AS ignored,
-       sum(mapping_warnings) AS mapping_warnings, sum(arraySum(mapValues(warnings_by_kind))) AS warnings
+       sum(mapping_warnings) AS mapping_warnings, sum(arraySum(mapValues(warnings_by_kind))) AS warnings,
+       sum(replayed) AS replayed
 FROM {db}.ingest_stats FINAL
 WHERE $flushed
 GROUP BY topic
 ORDER BY topic
 """,
-    _BLOCKS_NOTE + " raw_in = normalized + duplicates + dead_lettered + ignored.",
+    _BLOCKS_NOTE + " A replayed dead letter counts in its outcome and in replayed, not in raw_in: "
+    "raw_in = normalized + duplicates + dead_lettered + ignored - replayed.",
     flushed=in_range("flushed_at"),
 )
 
@@ -85,11 +87,12 @@ DEAD_LETTERS_BY_REASON = build(
     """
 SELECT reason, count() AS dead_letters, arrayStringConcat(arraySort(groupUniqArray(topic)), ', ') AS topics,
        any(error) AS example_error
-FROM {db}.dead_letters FINAL
-WHERE $received
+FROM {db}.dead_letter_status
+WHERE pending AND $received
 GROUP BY reason
 ORDER BY dead_letters DESC, reason
 """,
+    "Letters still to deal with: never replayed, or still dead after their last replay (`logisync dlq list`).",
     received=in_range("received_at"),
 )
 
@@ -100,7 +103,8 @@ PIPELINE_STATUS = build(
 SELECT (SELECT max(flushed_at) FROM {db}.ingest_stats) AS last_flush_at,
        (SELECT argMax(run_id, flushed_at) FROM {db}.ingest_stats) AS last_run,
        (SELECT uniqExact(run_id) FROM {db}.stage_watermarks) AS runs,
-       uniqExact(source) AS input_partitions, sum(raw_in) AS raw_messages, sum(dead_lettered) AS dead_letters,
+       uniqExact(source) AS input_partitions, sum(raw_in) AS raw_messages,
+       sum(dead_lettered) - sum(replayed) AS dead_letters,
        sum(arraySum(mapValues(warnings_by_kind))) AS warnings
 FROM {db}.ingest_stats FINAL
 """,

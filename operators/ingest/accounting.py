@@ -3,6 +3,13 @@
 Every raw message ends as exactly one of: normalized (it yields at least one event not seen
 before), duplicate (every event it yields was already seen), dead_lettered, or ignored.
 
+A replayed dead letter (`RawMessage.replay_of`, `logisync dlq replay`) is not a new raw message:
+it counts in its outcome and in `replayed`, never in `raw_in`, so per topic
+`raw_in = normalized + duplicates + ignored + dead_lettered - replayed` after any number of
+replays (each replay takes one letter out of dead_lettered and puts it into one outcome, possibly
+dead again). Its outcome is also recorded per letter (`LetterReplay`, table dead_letter_replays),
+in the same rows as the counts, so a letter is replayed once however a replay run ends.
+
 A message's events are deduplicated in several buckets (keyed by event_id), so its verdict is
 tallied in a second step keyed by its *input partition* (`source`), which also keeps the counts:
 per offset block of the partition (`BLOCK` offsets) and topic, one `ingest_stats` row whose
@@ -23,6 +30,7 @@ DUPLICATE = "duplicate"
 DEAD_LETTERED = "dead_lettered"
 IGNORED = "ignored"
 OUTCOMES = (NORMALIZED, DUPLICATE, DEAD_LETTERED, IGNORED)
+PRODUCED = "produced"  # a letter produced back onto its Kafka topic; the live flow records the rest
 
 BLOCK = 10_000  # offsets per ingest_stats row of an input partition
 
@@ -43,6 +51,7 @@ class Expect(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=True):
     topic: str
     events: int
     warnings: tuple[str, ...]  # warning kinds, one per warning
+    replay_of: str = ""  # the original raw_ref when the message is a replayed dead letter
 
 
 class Judged(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=True):
@@ -65,6 +74,7 @@ class Finished(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=True)
     outcome: str  # DEAD_LETTERED | IGNORED
     dead_reason: str
     warnings: tuple[str, ...]
+    replay_of: str = ""
 
 
 TallyItem = Expect | Judged | Finished
@@ -75,15 +85,16 @@ def split_result(
 ) -> tuple[list[Claim], TallyItem]:
     """The claims of a message (one per distinct event), and what the tally learns from it now."""
     kinds = tuple(warning.kind.value for warning in result.warnings)
+    replay_of = raw.replay_of or ""
     if result.dead_letter is not None:
-        return [], Finished(raw.offset, raw.topic, DEAD_LETTERED, str(result.dead_letter.reason), kinds)
+        return [], Finished(raw.offset, raw.topic, DEAD_LETTERED, str(result.dead_letter.reason), kinds, replay_of)
     if not result.events:
-        return [], Finished(raw.offset, raw.topic, IGNORED, "", kinds)
+        return [], Finished(raw.offset, raw.topic, IGNORED, "", kinds, replay_of)
     # An adapter may yield the same event twice in one message (a 214 repeating an AT7):
     # claim each id once, so the message's tally is not waiting for a second verdict.
     unique = list({event.event_id: event for event in result.events}.values())
     claims = [Claim(event, source, raw.offset, received_ms) for event in unique]
-    return claims, Expect(raw.offset, raw.topic, len(unique), kinds)
+    return claims, Expect(raw.offset, raw.topic, len(unique), kinds, replay_of)
 
 
 class DedupState(msgspec.Struct, gc=False):
@@ -146,6 +157,16 @@ class IngestStats(msgspec.Struct, frozen=True, gc=False, array_like=True):
     events_by_type: dict[str, int]
     dead_by_reason: dict[str, int]
     warnings_by_kind: dict[str, int]
+    replayed: int = 0  # replayed dead letters, counted in their outcome, not in raw_in
+
+
+class LetterReplay(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """One row of `dead_letter_replays`: what one replay of a dead letter came to."""
+
+    raw_ref: str  # the original message's
+    topic: str
+    outcome: str  # NORMALIZED | DUPLICATE | IGNORED | DEAD_LETTERED (still dead) | PRODUCED
+    run_id: str
 
 
 class TopicCounts(msgspec.Struct, gc=False, array_like=True):
@@ -158,6 +179,7 @@ class TopicCounts(msgspec.Struct, gc=False, array_like=True):
     events_by_type: dict[str, int] = {}
     dead_by_reason: dict[str, int] = {}
     warnings_by_kind: dict[str, int] = {}
+    replayed: int = 0
 
 
 class Open(msgspec.Struct, gc=False, array_like=True):
@@ -168,6 +190,7 @@ class Open(msgspec.Struct, gc=False, array_like=True):
     judged: int = 0
     warnings: tuple[str, ...] = ()
     new_types: list[str] = []
+    replay_of: str = ""
 
 
 class TallyState(msgspec.Struct, gc=False):
@@ -182,34 +205,36 @@ class TallyState(msgspec.Struct, gc=False):
 class SourceTally:
     """The accounting of one input partition."""
 
-    __slots__ = ("_changed", "run_id", "source", "state")
+    __slots__ = ("_changed", "_replays", "run_id", "source", "state")
 
     def __init__(self, source: str, run_id: str, state: TallyState | None = None) -> None:
         self.source = source
         self.run_id = run_id
         self.state = state if state is not None else TallyState()
         self._changed: set[int] = set()
+        self._replays: list[LetterReplay] = []
 
     def add(self, item: TallyItem) -> None:
         if isinstance(item, Finished):
-            self._count(item.offset, item.topic, item.outcome, (), item.dead_reason, item.warnings)
+            self._count(item.offset, item.topic, item.outcome, (), item.dead_reason, item.warnings, item.replay_of)
             return
         entry = self.state.open.get(item.offset)
         if entry is None:
             entry = self.state.open[item.offset] = Open()
         if isinstance(item, Expect):
             entry.topic, entry.events, entry.warnings = item.topic, item.events, item.warnings
+            entry.replay_of = item.replay_of
         else:
             entry.judged += item.judged
             entry.new_types.extend(item.new_types)
         if entry.events >= 0 and entry.judged >= entry.events:
             del self.state.open[item.offset]
             outcome = NORMALIZED if entry.new_types else DUPLICATE
-            self._count(item.offset, entry.topic, outcome, entry.new_types, "", entry.warnings)
+            self._count(item.offset, entry.topic, outcome, entry.new_types, "", entry.warnings, entry.replay_of)
 
     def _count(
         self, offset: int, topic: str, outcome: str, new_types: list[str] | tuple[str, ...], dead_reason: str,
-        warnings: tuple[str, ...],
+        warnings: tuple[str, ...], replay_of: str,
     ) -> None:  # fmt: skip
         block = offset - offset % BLOCK
         state = self.state
@@ -220,7 +245,11 @@ class SourceTally:
         counts = per_topic.get(topic)
         if counts is None:
             counts = per_topic[topic] = TopicCounts()
-        counts.raw_in += 1
+        if replay_of:
+            counts.replayed += 1
+            self._replays.append(LetterReplay(replay_of, topic, outcome, self.run_id))
+        else:
+            counts.raw_in += 1
         if outcome == NORMALIZED:
             counts.normalized += 1
             counts.events_out += len(new_types)
@@ -261,12 +290,18 @@ class SourceTally:
                         dict(counts.events_by_type),
                         dict(counts.dead_by_reason),
                         dict(counts.warnings_by_kind),
+                        counts.replayed,
                     )
                 )
             if messages >= BLOCK:  # complete: its rows are final, nothing can change them
                 del state.blocks[block], state.counts[block]
         self._changed.clear()
         return out
+
+    def replays(self) -> list[LetterReplay]:
+        """The replayed letters whose outcome became known since the last call."""
+        replays, self._replays = self._replays, []
+        return replays
 
     def open_count(self) -> int:
         return len(self.state.open)

@@ -3,6 +3,11 @@
 Nothing is lost here: a topic without an adapter is a dead letter `unsupported`, bytes that are
 not UTF-8 are `decode_error`, and an adapter that raises (a bug) becomes a `parse_error` dead
 letter naming the exception instead of stopping the pipeline.
+
+The mapping policy is applied here, once for every adapter: an id the master data cannot map is
+kept as `UNMAPPED:<raw>` with a mapping warning (`warn`, design.md 2.4), or, with `dead_letter`,
+the whole message becomes a `mapping_error` dead letter naming the ids, so that it can be
+replayed once the master data is fixed (`logisync dlq replay`).
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from operators.adapters.epcis import adapt_epcis
 from operators.adapters.sap import adapt_sap
 from operators.adapters.snapshot import adapt_snapshot
 from operators.adapters.x12 import adapt_x12
+from operators.ingest.accounting import count_mapping_warnings
 from operators.master import MasterData
-from operators.model import AdapterResult, DeadLetterReason, RawMessage, dead
+from operators.model import AdapterResult, DeadLetter, DeadLetterReason, RawMessage, WarningKind, dead
 
 Adapter = Callable[[RawMessage, MasterData], AdapterResult]
 
@@ -45,6 +51,11 @@ DEFAULT_TOPIC_ADAPTERS: Mapping[str, str] = MappingProxyType(
 SNIFF = "sniff"  # a topic mapped to "sniff" picks the adapter from the content
 NONE = "none"  # a topic consumed on purpose without an adapter yet: its messages are dead-lettered `unsupported`
 
+# What becomes of a message with an id the master data cannot map (setting `unmapped`).
+WARN = "warn"  # events keep `UNMAPPED:<raw>`, the warning is counted (design.md 2.4)
+DEAD_LETTER = "dead_letter"  # the message is a `mapping_error` dead letter, to replay after a fix
+UNMAPPED_POLICIES = (WARN, DEAD_LETTER)
+
 
 def sniff_adapter(value: bytes) -> str | None:
     """Guess the adapter from the first bytes (design.md 2.1), or None."""
@@ -65,12 +76,15 @@ def sniff_adapter(value: bytes) -> str | None:
 class Normalizer:
     """Maps one raw message to one AdapterResult using the topic map and master data."""
 
-    def __init__(self, topic_adapters: Mapping[str, str], master: MasterData) -> None:
+    def __init__(self, topic_adapters: Mapping[str, str], master: MasterData, unmapped: str = WARN) -> None:
         unknown = sorted(set(topic_adapters.values()) - set(ADAPTERS) - {SNIFF, NONE})
         if unknown:
             raise ValueError(f"topic map names unknown adapters {unknown}; known: {sorted(ADAPTERS)}")
+        if unmapped not in UNMAPPED_POLICIES:
+            raise ValueError(f"unmapped policy must be one of {UNMAPPED_POLICIES}, got {unmapped!r}")
         self.topic_adapters = dict(topic_adapters)
         self.master = master
+        self.strict = unmapped == DEAD_LETTER
 
     def adapter_name(self, raw: RawMessage) -> str | None:
         name = self.topic_adapters.get(raw.topic)
@@ -93,6 +107,20 @@ class Normalizer:
             except UnicodeDecodeError as exc:
                 return dead(raw, DeadLetterReason.DECODE_ERROR, name, f"payload is not UTF-8: {exc}")
         try:
-            return ADAPTERS[name](raw, self.master)
+            result = ADAPTERS[name](raw, self.master)
         except Exception as exc:  # noqa: BLE001 - an adapter bug must not stop the pipeline
             return dead(raw, DeadLetterReason.PARSE_ERROR, name, f"adapter {name} failed: {type(exc).__name__}: {exc}")
+        if self.strict and result.dead_letter is None and count_mapping_warnings(result):
+            return mapping_error(raw, name, result)
+        return result
+
+
+def mapping_error(raw: RawMessage, adapter: str, result: AdapterResult) -> AdapterResult:
+    """The `dead_letter` policy: a message with unmapped ids is a `mapping_error` dead letter whose
+    error names them; its other warnings (control numbers, ...) are still counted."""
+    unmapped = [warning for warning in result.warnings if warning.kind is WarningKind.MAPPING]
+    texts = list(dict.fromkeys(warning.message for warning in unmapped))
+    error = f"{len(texts)} id(s) not in the master data (unmapped = dead_letter): " + "; ".join(texts)
+    letter = DeadLetter(raw=raw, reason=DeadLetterReason.MAPPING_ERROR, adapter=adapter, error=error[:2000])
+    others = tuple(warning for warning in result.warnings if warning.kind is not WarningKind.MAPPING)
+    return AdapterResult(dead_letter=letter, warnings=others)

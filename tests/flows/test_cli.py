@@ -10,7 +10,9 @@ from flows.cli import main
 from sinks.store import StoreConfig
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["simulate"], ["query"]])
+@pytest.mark.parametrize(
+    "command", [[], ["run"], ["simulate"], ["query"], ["serve"], ["dlq"], ["dlq", "list"], ["dlq", "replay"]]
+)
 def test_help_on_every_command(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
