@@ -60,7 +60,12 @@ class TopicHealth(msgspec.Struct, gc=False, array_like=True):
     gaps: list[int] = []  # the last GAPS_KEPT gaps between minutes with traffic (ms)
     silent: Alert | None = None
     rate: Alert | None = None
-    silent_due: int | None = None  # when feed_silent opens if no traffic comes (None: it cannot)
+    # When to look at silence next (None: it cannot open): first the earliest it could open (the
+    # last traffic + the minimum), then, once the median gap is taken (`silent_exact`), when it opens.
+    silent_due: int | None = None
+    silent_exact: bool = False
+    hour_messages: int = 0  # sums over `hour`
+    hour_dead: int = 0
 
 
 class HealthState(msgspec.Struct, gc=False):
@@ -104,7 +109,7 @@ class HealthLogic:
         for name in sorted(state.topics):
             topic = state.topics[name]
             if topic.silent_due is not None and topic.silent_due <= time_ms:
-                self._open_silence(name, topic, out)
+                self._silence_due(name, topic, time_ms, out)
 
     def flush(self, out: list[Any]) -> None:
         return None
@@ -134,14 +139,22 @@ class HealthLogic:
                 out.append(topic.silent)
             self._arm_silence(topic)
         end = minute + MINUTE_MS
-        topic.hour = [entry for entry in topic.hour if entry[0] > end - HOUR_MS]
-        topic.hour.append((minute, messages, dead))
+        hour = topic.hour
+        stale = 0
+        while stale < len(hour) and hour[stale][0] <= end - HOUR_MS:
+            topic.hour_messages -= hour[stale][1]
+            topic.hour_dead -= hour[stale][2]
+            stale += 1
+        if stale:
+            del hour[:stale]
+        hour.append((minute, messages, dead))
+        topic.hour_messages += messages
+        topic.hour_dead += dead
         self._check_rate(name, topic, end, out)
 
     def _check_rate(self, name: str, topic: TopicHealth, end: int, out: list[Any]) -> None:
         config = self.config
-        messages = sum(entry[1] for entry in topic.hour)
-        dead = sum(entry[2] for entry in topic.hour)
+        messages, dead = topic.hour_messages, topic.hour_dead
         share = dead / messages if messages else 0.0
         high = messages >= config.dead_letter_min_messages and share > config.dead_letter_rate
         alert = topic.rate
@@ -166,14 +179,23 @@ class HealthLogic:
             out.append(topic.rate)
 
     def _arm_silence(self, topic: TopicHealth) -> None:
-        """After a minute with traffic: when the topic counts as silent if nothing follows (its
-        median gap times the factor, at least the minimum), or None while it has too few gaps."""
-        config = self.config
-        if topic.last_traffic is None or len(topic.gaps) < config.silent_min_gaps:
+        """After a minute with traffic: silence cannot open before the minimum quiet time; its
+        median gap is only taken then (a busy feed never gets that far)."""
+        topic.silent_exact = False
+        if topic.last_traffic is None or len(topic.gaps) < self.config.silent_min_gaps:
             topic.silent_due = None  # not a feed that usually carries messages (yet)
             return
-        threshold = max(int(config.silent_factor * median(topic.gaps)), config.silent_min_ms)
-        topic.silent_due = topic.last_traffic + MINUTE_MS + threshold
+        topic.silent_due = topic.last_traffic + MINUTE_MS + self.config.silent_min_ms
+
+    def _silence_due(self, name: str, topic: TopicHealth, now: int, out: list[Any]) -> None:
+        if not topic.silent_exact:
+            assert topic.last_traffic is not None
+            threshold = max(int(self.config.silent_factor * median(topic.gaps)), self.config.silent_min_ms)
+            topic.silent_due = topic.last_traffic + MINUTE_MS + threshold
+            topic.silent_exact = True
+            if topic.silent_due > now:
+                return
+        self._open_silence(name, topic, out)
 
     def _open_silence(self, name: str, topic: TopicHealth, out: list[Any]) -> None:
         due, last = topic.silent_due, topic.last_traffic
