@@ -88,8 +88,20 @@ _CHDB_LOCK = threading.RLock()
 _CHDB_CLIENTS: dict[str, Any] = {}
 
 
+def _without_pandas() -> None:
+    """clickhouse-connect asks, on every insert, whether the data is a pandas DataFrame, and so
+    imports pandas (~80 MiB resident) the first time. We insert Python columns only: tell it that
+    pandas is absent (its lazily resolved `options.pd`), so it is never imported."""
+    from clickhouse_connect.driver import options
+
+    if "pd" not in vars(options):
+        options.pd = None
+        options.pd_time_test = None
+
+
 def connect(config: StoreConfig) -> Any:
     """A clickhouse-connect client for the store. Raises StoreError with one line on failure."""
+    _without_pandas()
     try:
         if config.embedded:
             path = config.chdb_path
