@@ -191,6 +191,17 @@ class Settings(BaseSettings):
         values.update(changes)
         return type(self)(**values)
 
+    def __getstate__(self) -> dict[Any, Any]:
+        """A pickle of the settings (flows/cluster.py hands them to the processes it starts): the
+        read-only tables go as dicts and come back read-only (`__setstate__`)."""
+        state = super().__getstate__()
+        state["__dict__"] = {name: _thawed(value) for name, value in state["__dict__"].items()}
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        state["__dict__"] = {name: _frozen(value) for name, value in state["__dict__"].items()}
+        super().__setstate__(state)
+
     # -- validation ---------------------------------------------------------------------------
 
     @field_validator("master_dir", "recovery_dir", "bootstrap", mode="before")
@@ -330,6 +341,22 @@ def _flat_kafka(layer: Layer) -> Layer:
 def env_vars() -> dict[str, tuple[str, ...]]:
     """Setting key -> the environment variables that set it (LOGISYNC_<NAME>, then older names)."""
     return env_var_names(Settings)
+
+
+def _thawed(value: Any) -> Any:
+    if isinstance(value, MappingProxyType):
+        return {"__read_only__": dict(value)}
+    if isinstance(value, tuple):
+        return tuple(_thawed(item) for item in value)
+    return value
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"__read_only__"}:
+        return MappingProxyType(value["__read_only__"])
+    if isinstance(value, tuple):
+        return tuple(_frozen(item) for item in value)
+    return value
 
 
 def build_settings(
