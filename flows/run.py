@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -133,14 +134,38 @@ def _message_counter() -> Callable[[int], None]:
     return count
 
 
-def build_source(settings: Settings, progress: bool, lanes: int) -> tuple[Source[RawBatch], tuple[str, ...]]:
+# A replay file's batches per round for a lane on a process other than the embedded store's
+# single writer (process 0 inserts every row, so it normalizes fewer batches).
+_LANE_WEIGHT_BESIDE_WRITER = int(os.environ.get("LOGISYNC_LANE_WEIGHT", "2"))
+
+
+def lane_weights(settings: Settings, processes: int) -> tuple[int, ...]:
+    """How a replay file is dealt to the lanes (one per worker; lane i is on process
+    i // workers): evenly, except that with an embedded store the writer's lanes get less."""
+    if processes <= 1 or not StoreConfig(dsn=settings.clickhouse).embedded:
+        return ()
+    return tuple(
+        1 if lane // settings.workers == 0 else _LANE_WEIGHT_BESIDE_WRITER
+        for lane in range(settings.workers * processes)
+    )
+
+
+def build_source(
+    settings: Settings, progress: bool, lanes: int, weights: tuple[int, ...] = ()
+) -> tuple[Source[RawBatch], tuple[str, ...]]:
     """The source, and its input partitions (every sender the watermark must hear from)."""
     path = settings.replay_path
     if path is not None:
         if not path.is_file():
             raise SettingsError(f"replay file {path} does not exist")
         report = _progress_printer()[0] if progress else None
-        replay = ReplayFileSource(path, batch_size=settings.batch_size, progress=report, lanes=lanes)  # type: ignore[arg-type]
+        replay = ReplayFileSource(
+            path,
+            batch_size=settings.batch_size,
+            progress=report,  # type: ignore[arg-type]
+            lanes=lanes,
+            lane_weights=weights if lanes > 1 else (),
+        )
         return replay, replay.senders
     if settings.source == "kafka":
         from sources.kafka import build_kafka_source
@@ -217,7 +242,9 @@ def run_pipeline(
         source, senders, lanes = replay, replay.senders, 1
         stored = stored_events(connect(store), store.database, normalizer, letters, settings.batch_size)
     else:
-        source, senders = build_source(settings, progress and place.is_first, lanes)
+        source, senders = build_source(
+            settings, progress and place.is_first, lanes, lane_weights(settings, place.processes)
+        )
     buckets = max(settings.buckets, 1)
     topology = Topology(
         sources=senders,

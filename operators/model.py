@@ -147,6 +147,9 @@ class CanonicalEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_
     lines: tuple[Line, ...] = ()
     raw_ref: str
     attributes: dict[str, str] = {}
+    # What the adapter found amiss in the message that carried the event ("kind: message"), e.g.
+    # an unmapped id or an envelope's control numbers: the message's findings, on each of its events.
+    warnings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for value in (self.occurred_at, self.recorded_at, self.received_at):
@@ -186,6 +189,7 @@ class EventFields(TypedDict, total=False):
     lines: tuple[Line, ...]
     raw_ref: str
     attributes: dict[str, str]
+    warnings: tuple[str, ...]
 
 
 if set(EventFields.__annotations__) != set(CanonicalEvent.__struct_fields__):  # pragma: no cover - a drift guard
@@ -234,6 +238,7 @@ class DeadLetter(msgspec.Struct, frozen=True, gc=False):
     reason: DeadLetterReason
     adapter: str
     error: str
+    warnings: tuple[str, ...] = ()  # the adapter's other findings ("kind: message")
 
 
 class WarningKind(StrEnum):

@@ -65,6 +65,7 @@ EVENT_COLUMNS = (
     "lines.uom",
     "raw_ref",
     "attributes",
+    "warnings",
 )
 
 DEAD_LETTER_COLUMNS = (
@@ -79,6 +80,7 @@ DEAD_LETTER_COLUMNS = (
     "error",
     "payload",
     "payload_b64",
+    "warnings",
 )
 
 
@@ -113,6 +115,7 @@ def event_row(event: CanonicalEvent) -> Row:
         [line.uom for line in lines],
         event.raw_ref,
         event.attributes,
+        event.warnings,
     )
 
 
@@ -145,6 +148,7 @@ def dead_letter_row(letter: DeadLetter) -> Row:
         letter.error,
         payload,
         is_b64,
+        letter.warnings,
     )
 
 

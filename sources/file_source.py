@@ -62,12 +62,14 @@ class _ReplayPartition(StatefulSourcePartition[RawBatch, ReplayPosition]):
         resume: ReplayPosition | None,
         batch_size: int,
         progress: ProgressCallback | None,
+        deal: tuple[int, ...] = (),
     ) -> None:
         self._handle = path.open("rb")
         self._total = path.stat().st_size
         self._byte_offset, self._line, self._batches = resume if resume is not None else (0, 0, 0)
         self._handle.seek(self._byte_offset)
         self._lanes = lane_names(source, lanes)
+        self._deal = deal or tuple(range(len(self._lanes)))
         self._batch_size = batch_size
         self._progress = progress
         self._finished = False
@@ -95,7 +97,7 @@ class _ReplayPartition(StatefulSourcePartition[RawBatch, ReplayPosition]):
             received_ms = to_epoch_ms(message.received_at)
             if is_sane_received(received_ms) and (promise is None or received_ms > promise):
                 promise = received_ms
-        lane = self._lanes[self._batches % len(self._lanes)]
+        lane = self._lanes[self._deal[self._batches % len(self._deal)]]
         self._batches += 1
         self._report(force=False)
         return [RawBatch(lane, messages, promise)]
@@ -128,11 +130,15 @@ class ReplayFileSource(FixedPartitionedSource[RawBatch, ReplayPosition]):
         *,
         lanes: int = 1,
         source: str | None = None,
+        lane_weights: tuple[int, ...] = (),
     ) -> None:
         self.path = path
         self.batch_size = batch_size
         self.progress = progress
         self.lanes = lanes
+        self.deal = deal_order(lane_weights) if lane_weights and lanes > 1 else ()
+        if self.deal and len(lane_weights) != lanes:
+            raise ValueError(f"{len(lane_weights)} lane weights for {lanes} lanes")
         self.source = source or replay_source(path)
 
     @property
@@ -145,7 +151,18 @@ class ReplayFileSource(FixedPartitionedSource[RawBatch, ReplayPosition]):
 
     @override
     def build_part(self, step_id: str, for_part: str, resume_state: ReplayPosition | None) -> _ReplayPartition:
-        return _ReplayPartition(self.path, self.source, self.lanes, resume_state, self.batch_size, self.progress)
+        return _ReplayPartition(
+            self.path, self.source, self.lanes, resume_state, self.batch_size, self.progress, self.deal
+        )
+
+
+def deal_order(weights: tuple[int, ...]) -> tuple[int, ...]:
+    """The lanes in the order batches are dealt to them, lane i getting weights[i] batches per
+    round, interleaved (weights (1, 2) -> (0, 1, 1); (1, 1, 2, 2) -> (0, 1, 2, 3, 2, 3))."""
+    order: list[int] = []
+    for turn in range(max(weights)):
+        order.extend(lane for lane, weight in enumerate(weights) if weight > turn)
+    return tuple(order)
 
 
 def replay_source(path: Path) -> str:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
+import msgspec
+
 from operators.adapters.easypost import adapt_easypost
 from operators.adapters.epcis import adapt_epcis
 from operators.adapters.sap import adapt_sap
@@ -22,7 +24,7 @@ from operators.adapters.snapshot import adapt_snapshot
 from operators.adapters.x12 import adapt_x12
 from operators.ingest.accounting import count_mapping_warnings
 from operators.master import MasterData
-from operators.model import AdapterResult, DeadLetter, DeadLetterReason, RawMessage, WarningKind, dead
+from operators.model import AdapterResult, DeadLetter, DeadLetterReason, RawMessage, WarningKind, dead, with_changes
 
 Adapter = Callable[[RawMessage, MasterData], AdapterResult]
 
@@ -111,8 +113,20 @@ class Normalizer:
         except Exception as exc:  # noqa: BLE001 - an adapter bug must not stop the pipeline
             return dead(raw, DeadLetterReason.PARSE_ERROR, name, f"adapter {name} failed: {type(exc).__name__}: {exc}")
         if self.strict and result.dead_letter is None and count_mapping_warnings(result):
-            return mapping_error(raw, name, result)
+            result = mapping_error(raw, name, result)
+        return with_warnings(result) if result.warnings else result
+
+
+def with_warnings(result: AdapterResult) -> AdapterResult:
+    """The result with its warnings written onto its events or its dead letter (kept in their
+    rows: which events came from a message the adapter found something amiss in, and what)."""
+    texts = tuple(str(warning) for warning in result.warnings)
+    if result.dead_letter is not None:
+        letter = msgspec.structs.replace(result.dead_letter, warnings=texts)
+        return msgspec.structs.replace(result, dead_letter=letter)
+    if not result.events:
         return result
+    return msgspec.structs.replace(result, events=tuple(with_changes(e, warnings=texts) for e in result.events))
 
 
 def mapping_error(raw: RawMessage, adapter: str, result: AdapterResult) -> AdapterResult:

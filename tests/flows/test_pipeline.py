@@ -218,3 +218,36 @@ def test_two_workers_write_the_same_events(replay: Path, store: StoreConfig, chd
     summary = run(replay, other, workers=2)
     assert events(other) == events(store)
     assert summary.balanced
+
+
+def test_warnings_are_counted_by_kind_and_kept_on_the_rows(tmp_path: Path, store: StoreConfig) -> None:
+    fixtures = Path(__file__).parents[1] / "fixtures" / "x12"
+    rows = [
+        ("carrier.edi", (fixtures / "mixed_856_214.edi").read_bytes()),  # an 856 set skipped beside a 214
+        ("wms.edi", (fixtures / "ack_997_with_945_no_iea.edi").read_bytes()),  # no GE, no IEA
+        ("carrier.edi", b"ISA*00*~GS*QM~ST*214*0001~"),  # dead: a truncated ISA, with no warning
+    ]
+    path = tmp_path / "warnings.jsonl"
+    with path.open("wb") as out:
+        write_replay(out, [(topic, None, T0 + timedelta(seconds=i), value) for i, (topic, value) in enumerate(rows)])
+    summary = run(path, store)
+    assert summary.balanced
+    db, client = store.database, connect(store)
+    by_kind = query_rows(
+        client,
+        f"SELECT topic, kind, sum(n) FROM {db}.ingest_stats FINAL "
+        "ARRAY JOIN mapKeys(warnings_by_kind) AS kind, mapValues(warnings_by_kind) AS n GROUP BY topic, kind ORDER BY topic, kind",
+    )
+    assert by_kind == [("carrier.edi", "unsupported_set", 1), ("wms.edi", "trailer", 2)]
+    on_events = query_rows(client, f"SELECT source_format, warnings FROM {db}.events FINAL ORDER BY source_format")
+    assert on_events == [
+        ("x12-214", ["unsupported_set: X12 856 set ST02=0001 skipped (no adapter for 856)"]),
+        (
+            "x12-945",
+            [
+                "trailer: functional group GS06='954' (segment 8 (GS)) has no GE",
+                "trailer: interchange ISA13='000000953' has no IEA",
+            ],
+        ),
+    ]
+    assert query_rows(client, f"SELECT reason, warnings FROM {db}.dead_letters FINAL") == [("parse_error", [])]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from operators.ingest.normalize import DEFAULT_TOPIC_ADAPTERS, Normalizer, mapping_error
+from operators.ingest.normalize import DEFAULT_TOPIC_ADAPTERS, Normalizer, mapping_error, with_warnings
 from operators.master import MasterData, Product, Site
 from operators.model import AdapterResult, AdapterWarning, DeadLetterReason, RawMessage, WarningKind
 from tests.conftest import raw_message
@@ -93,3 +93,16 @@ def test_structured_warnings_name_their_message_and_other_kinds_are_kept() -> No
 def test_an_unknown_policy_is_refused() -> None:
     with pytest.raises(ValueError, match="unmapped policy must be one of"):
         Normalizer(DEFAULT_TOPIC_ADAPTERS, MASTER, "strict")
+
+
+def test_warnings_are_written_onto_the_dead_letter_and_the_events() -> None:
+    raw = raw_message(b"{}", topic="wms.epcis")
+    warnings = (
+        AdapterWarning(WarningKind.MAPPING, "site 'X' not in the site master"),
+        AdapterWarning(WarningKind.CONTROL_NUMBER, "SE01 says 5 segments, counted 6"),
+    )
+    letter = with_warnings(mapping_error(raw, "x12", AdapterResult(events=(), warnings=warnings))).dead_letter
+    assert letter is not None and letter.warnings == ("control_number: SE01 says 5 segments, counted 6",)
+    _, result = normalize(epcis(KNOWN, UNKNOWN, location=SITE_1000), "warn")
+    (event,) = result.events
+    assert event.warnings == ("mapping: GTIN 04012345111118 (event.epcList) not in the product master",)
