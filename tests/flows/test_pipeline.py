@@ -236,7 +236,8 @@ def test_warnings_are_counted_by_kind_and_kept_on_the_rows(tmp_path: Path, store
     by_kind = query_rows(
         client,
         f"SELECT topic, kind, sum(n) FROM {db}.ingest_stats FINAL "
-        "ARRAY JOIN mapKeys(warnings_by_kind) AS kind, mapValues(warnings_by_kind) AS n GROUP BY topic, kind ORDER BY topic, kind",
+        "ARRAY JOIN mapKeys(warnings_by_kind) AS kind, mapValues(warnings_by_kind) AS n "
+        "GROUP BY topic, kind ORDER BY topic, kind",
     )
     assert by_kind == [("carrier.edi", "unsupported_set", 1), ("wms.edi", "trailer", 2)]
     on_events = query_rows(client, f"SELECT source_format, warnings FROM {db}.events FINAL ORDER BY source_format")
