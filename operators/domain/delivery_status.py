@@ -90,6 +90,7 @@ class DeliveryStatus(msgspec.Struct, frozen=True, gc=False, array_like=True):
     invoiced_at: int | None
     out_of_sequence: bool
     version: int
+    failed_attempts: int = 0  # distinct failed delivery attempts (DELIVERY_FAILED carrier events, by time)
 
 
 # (occurred ms, tie of the event id, status): a status-bearing event, ordered as the fold reads

@@ -81,6 +81,9 @@ class Delivery(msgspec.Struct, gc=False, array_like=True):
     tracks: list[Track | None] = []  # one per configured handoff, in order
     emitted: int = 0  # version of the last emitted status row
     goods: DeliveryGoods | None = None
+    # Occurred times of failed delivery attempts, each once (a carrier reports an attempt in each
+    # status history it resends, and two feeds may report the same attempt).
+    failed_attempts: list[int] = []
 
 
 class LifecycleState(msgspec.Struct, gc=False):
@@ -239,6 +242,8 @@ class LifecycleLogic:
                 delivery.first_in_transit_at = _earliest(delivery.first_in_transit_at, at)
             elif milestone == Milestone.DELIVERED:
                 delivery.delivered_at = _earliest(delivery.delivered_at, at)
+            elif milestone == Milestone.DELIVERY_FAILED and at not in delivery.failed_attempts:
+                delivery.failed_attempts.append(at)
         if event_type in _WMS_WORK and event.source_kind == SourceKind.WMS:
             delivery.first_wms_at = _earliest(delivery.first_wms_at, at)
         if event_type == EventType.SHIPMENT_DISPATCHED:
@@ -410,4 +415,5 @@ def status_row(delivery: Delivery) -> DeliveryStatus:
         delivery.invoiced_at,
         fold.out_of_sequence,
         delivery.events,
+        len(delivery.failed_attempts),
     )

@@ -190,6 +190,19 @@ def test_later_terminal_replaces_terminal_and_failures_keep_their_rank() -> None
     assert (status.status, status.delivered_at, status.version) == (RETURNED, ms(50), 7)
 
 
+def test_failed_attempts_are_counted_once_each() -> None:
+    lc = driver()
+    lc.feed(carrier(M.OUT_FOR_DELIVERY, "ofd1", occurred=at(10)))
+    assert only(lc.feed(carrier(M.DELIVERY_FAILED, "try1", occurred=at(20))), DeliveryStatus).failed_attempts == 1
+    # the same attempt again, from another feed (another event id, the same time): still one
+    assert only(lc.feed(carrier(M.DELIVERY_FAILED, "try1-edi", occurred=at(20))), DeliveryStatus).failed_attempts == 1
+    lc.feed(carrier(M.OUT_FOR_DELIVERY, "ofd2", occurred=at(1440)))
+    status = only(lc.feed(carrier(M.DELIVERY_FAILED, "try2", occurred=at(1450))), DeliveryStatus)
+    assert (status.status, status.failed_attempts) == (DELIVERY_FAILED, 2)
+    status = only(lc.feed(carrier(M.DELIVERED, "dl", occurred=at(2900))), DeliveryStatus)
+    assert (status.status, status.failed_attempts, status.delivered_at) == (DELIVERED, 2, ms(2900))
+
+
 def test_cancellation_is_terminal_and_non_progress_events_leave_status_unknown() -> None:
     lc = driver()
     assert only(lc.feed(erp(E.INVOICE_POSTED, "inv", occurred=at(0))), DeliveryStatus).status == UNKNOWN
