@@ -101,13 +101,20 @@ def local_broker(state: Path) -> Iterator[str]:
 
 def require_empty(bootstrap: str, topics: list[str]) -> None:
     """The pipeline reads its topics from the start: older messages would be a backlog."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-live-check"})
     try:
         for topic in topics:
             for index in range(PARTITIONS):
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, index), timeout=10)
+                for attempt in range(100):  # a new topic's partitions need a moment for their leader
+                    try:
+                        low, high = consumer.get_watermark_offsets(TopicPartition(topic, index), timeout=10)
+                        break
+                    except KafkaException:
+                        if attempt == 99:
+                            raise
+                        time.sleep(0.2)
                 if high > low:
                     raise SystemExit(f"{topic} at {bootstrap} holds messages already; the bench needs empty topics")
     finally:

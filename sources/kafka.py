@@ -185,12 +185,15 @@ class LiveTiming:
     the stages at the cost of that much latency. `idle_ms`: once a partition is caught up, it
     promises the clock minus this, so that a quiet feed does not hold back SLA alerts (as Flink's
     `withIdleness`); a message produced with an older timestamp than that arrives late.
-    `heartbeat_ms`: how often a caught-up partition says so.
+    `heartbeat_ms`: how often a caught-up partition says so: the step by which the clock moves W
+    when a partition is quiet, so a deadline passed that way reaches the stages at most this late
+    (at 1 s, alerts came up to 1.3 s after the clock let W pass their deadline; each beat is an
+    empty batch through the stages: 250 ms costs about 4 % of a core more than 1 s, idle).
     """
 
     linger_ms: int = 20
     idle_ms: int = 30_000
-    heartbeat_ms: int = 1_000
+    heartbeat_ms: int = 250
 
 
 Clock = Callable[[], int]  # wall clock, epoch ms
