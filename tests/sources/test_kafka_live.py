@@ -81,4 +81,16 @@ def test_a_steady_stream_is_handed_on_every_linger_ms() -> None:
     for _ in range(50):  # a message every millisecond: every poll has one
         handed.extend((clock.now, len(batch.messages)) for batch in partition.next_batch())
         clock.now += 1
-    assert handed == [(START + 20, 21), (START + 41, 21)]
+    # from the poll before the first message of each batch: START (the partition's start), then +20
+    assert handed == [(START + 20, 21), (START + 40, 20)]
+
+
+def test_a_message_read_after_a_long_step_of_the_flow_goes_on_at_once() -> None:
+    partition, inner, clock = live_partition(LiveTiming(linger_ms=20))
+    assert [batch.messages for batch in partition.next_batch()] == [[]]  # caught up: a heartbeat
+    clock.now += 300  # the worker was busy elsewhere for 300 ms: the message may have waited that long
+    inner.polls = [[message(0, START + 5)], [message(1, START + 301)]]
+    [batch] = [batch for batch in partition.next_batch() if batch.messages]
+    assert [raw.offset for raw in batch.messages] == [0]
+    clock.now += 1  # polled again at once: this message has waited at most 1 ms, so it lingers
+    assert partition.next_batch() == []
