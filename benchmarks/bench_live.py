@@ -357,7 +357,7 @@ def measure(args: argparse.Namespace, defaults: Settings, topics: list[str], boo
         batch = shifted(stream, start_ms, args.rate)
         time.sleep(max(0.0, (start_ms - now_ms()) / 1000))
         print(f"producing {len(batch):,} messages at {args.rate:,.0f} msg/s ...", file=sys.stderr)
-        cpu_before = pipeline.cpu_s()
+        cpu_before, load_before = pipeline.cpu_s(), Path("/proc/loadavg").read_text().split()[0]
         first, last = produce(producer, produced, batch, args.rate)
         producer.flush(30)
         cpu = (pipeline.cpu_s() - cpu_before) / max((last - first) / 1000, 1e-9)
@@ -409,9 +409,10 @@ def measure(args: argparse.Namespace, defaults: Settings, topics: list[str], boo
         after_w.append((seen - passes) / 1000)
         after_earliest.append((seen - trigger - lateness_ms) / 1000)
 
-    load = Path("/proc/loadavg").read_text().split()[:3]
+    load = Path("/proc/loadavg").read_text().split()[0]
     print(
-        f"\n`make bench-live` {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load {' '.join(load)}: "
+        f"\n`make bench-live` {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
+        f"load average {load_before} at the stream's start, {load} at the end: "
         f"{len(batch):,} messages at {args.rate:,.0f} msg/s (achieved {achieved:,.0f}), 1 worker, settings defaults "
         f"+ allowed_lateness_s {args.lateness:g}, handoff SLAs {args.sla:g} s; idle_timeout_s "
         f"{defaults.idle_timeout_s:g}, sink_flush_interval_s {defaults.sink_flush_interval_s:g}"
