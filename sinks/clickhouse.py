@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 SinkItem = Any  # flows.packets.SinkPacket (sinks does not import flows)
 _INSERT_SETTINGS = {"optimize_on_insert": 0}
+# Inserted first in every flush: rows that normalize and dedup send at once. The others come from
+# the domain stages, which wait for W (allowed_lateness_s behind) anyway.
+_FIRST = {name: rank for rank, name in enumerate(("events", "dead_letters", "ingest_stats"))}
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,8 @@ class ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
         """Every buffer's rows, emptied (the caller holds the buffers' lock)."""
         if not self._policy.buffered:
             return []
-        taken = [(buffer.table, buffer.take()) for _, buffer in sorted(self._buffers.items())]
+        order = sorted(self._buffers, key=lambda name: (_FIRST.get(name, len(_FIRST)), name))
+        taken = [(self._buffers[name].table, self._buffers[name].take()) for name in order]
         self._policy.flushed()
         return [(table, rows) for table, rows in taken if rows]
 

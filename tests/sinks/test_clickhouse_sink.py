@@ -191,3 +191,17 @@ def test_a_failed_timed_insert_fails_the_worker_at_its_next_write(store: StoreCo
             partition.snapshot()
     finally:
         partition._closed.set()
+
+
+def test_rows_that_do_not_wait_for_w_are_inserted_first_in_a_flush(store: StoreConfig) -> None:
+    partition = ClickHousePartition(SinkConfig(store=store, run_id="t"), "ch-0", SinkCounters(), Clock())
+    inserted: list[str] = []
+    partition._do_insert = lambda table, *_: inserted.append(table)  # type: ignore[method-assign]
+    status_row = TABLES[DeliveryStatus].to_row(status("D1", 1))
+    tables = {"alerts": [("a",)], "delivery_status": [status_row], "dead_letters": [("d",)], "events": [("e",)]}
+    try:
+        partition.write_batch([SinkPacket(tables)])
+        partition.snapshot()
+    finally:
+        partition._closed.set()
+    assert inserted == ["events", "dead_letters", "alerts", "delivery_status"]
