@@ -24,7 +24,7 @@ What it does:
 
 Why the store is read after the run: the embedded store admits one process and the running
 pipeline holds it. Reading later changes nothing measured: `events.ingested_at` is the wall clock
-of the insert, written by the sink when it inserts. Rows inserted by the stop's final flush
+when the sink starts the insert, written into the row. Rows inserted by the stop's final flush
 would show as late rows; the bench counts them ("stored at stop") and checks that the store
 accounts for every produced message. `--serve` is not used: its scrapes query the store under
 the same lock as the inserts, and users' runs do not have it.
@@ -41,7 +41,7 @@ Definitions (all wall clock, one machine):
   produced timestamps, W passes T when every partition has a message stamped at or after
   T + lateness, or, when it has none by then, at T + lateness + idle_timeout_s (a caught-up
   partition promises the clock minus idle_timeout_s). Reported: seen - (W passes T) (the
-  pipeline's own delay, including a caught-up partition's heartbeat, at most 1 s), and
+  pipeline's own delay, including a caught-up partition's heartbeat, at most 250 ms), and
   seen - (T + lateness), the earliest an alert can exist when every partition is active.
 """
 
@@ -53,12 +53,9 @@ import contextlib
 import itertools
 import os
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,151 +66,24 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.live_processes import (  # noqa: E402
+    PARTITIONS,
+    AlertWatch,
+    Pipeline,
+    config_file,
+    local_broker,
+    now_ms,
+    require_empty,
+)
 from flows.settings import Settings  # noqa: E402
-from operators.domain.handoffs import DEFAULT_HANDOFFS  # noqa: E402
 from operators.formats.timeparse import to_epoch_ms  # noqa: E402
 from simulator.scenario import SimConfig, SimRecord, simulate  # noqa: E402
 from simulator.timeshift import shift  # noqa: E402
 
-PARTITIONS = 3
 RAMP_S = 3.0  # the first seconds of the stream, from a trickle to the full rate: not the steady part
 IDLE_GAP_S = 3.0
 PROBES = 5
 DEADLINE_RULES = ("handoff_missing",)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-@contextlib.contextmanager
-def local_broker(state: Path) -> Iterator[str]:
-    """scripts/kafka-local with its own state dir; stopped on the way out, whatever happens."""
-    env = {**os.environ, "LOGISYNC_KAFKA_STATE": str(state), "LOGISYNC_KAFKA_WATCH_PID": str(os.getpid())}
-    script = str(REPO / "scripts" / "kafka-local")
-    try:
-        started = subprocess.run([script, "start"], env=env, capture_output=True, text=True, check=False)
-        if started.returncode != 0:
-            raise SystemExit(f"scripts/kafka-local start failed ({started.returncode}):\n{started.stderr[-2000:]}")
-        yield started.stdout.strip().splitlines()[-1]
-    finally:
-        subprocess.run([script, "stop"], env=env, capture_output=True, check=False)
-
-
-def require_empty(bootstrap: str, topics: list[str]) -> None:
-    """The pipeline reads its topics from the start: older messages would be a backlog."""
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-live-check"})
-    try:
-        for topic in topics:
-            for index in range(PARTITIONS):
-                for attempt in range(100):  # a new topic's partitions need a moment for their leader
-                    try:
-                        low, high = consumer.get_watermark_offsets(TopicPartition(topic, index), timeout=10)
-                        break
-                    except KafkaException:
-                        if attempt == 99:
-                            raise
-                        time.sleep(0.2)
-                if high > low:
-                    raise SystemExit(f"{topic} at {bootstrap} holds messages already; the bench needs empty topics")
-    finally:
-        consumer.close()
-
-
-def config_file(path: Path, lateness_s: float, sla_s: float) -> Path:
-    """The bench's settings file: the default handoffs with a small SLA, a small lateness."""
-    lines = [f"allowed_lateness_s = {lateness_s}"]
-    for handoff in DEFAULT_HANDOFFS:
-        lines += ["", "[[handoffs]]", f'name = "{handoff.name}"']
-        for key, values in (
-            ("from", handoff.from_types),
-            ("from_kinds", handoff.from_kinds),
-            ("from_milestones", handoff.from_milestones),
-            ("to", handoff.to_types),
-            ("to_kinds", handoff.to_kinds),
-            ("to_milestones", handoff.to_milestones),
-        ):
-            if values:
-                lines.append(f"{key} = {orjson.dumps(sorted(str(v.value) for v in values)).decode()}")
-        lines += [f'from_time = "{handoff.from_time}"', f'to_time = "{handoff.to_time}"', f'sla = "{sla_s:g}s"']
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-class Pipeline:
-    """`logisync run --source kafka` in a subprocess; its stderr is logged and watched."""
-
-    def __init__(self, bootstrap: str, store: Path, config: Path, log: Path) -> None:
-        command = [str(Path(sys.executable).parent / "logisync"), "run", "--source", "kafka"]
-        command += ["--bootstrap", bootstrap, "--clickhouse", f"chdb://{store}", "--config", str(config)]
-        env = {name: value for name, value in os.environ.items() if not name.startswith("LOGISYNC_")}
-        self.process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
-        self.consuming_at: float | None = None  # wall clock (s) of the first "consumed" progress line
-        self.consuming = threading.Event()
-        self._log = log.open("wb")
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        while chunk := os.read(self.process.stderr.fileno(), 65536):
-            self._log.write(chunk)
-            if not self.consuming.is_set() and b"consumed" in chunk:
-                self.consuming_at = time.time()
-                self.consuming.set()
-
-    def stop(self, timeout_s: float = 90.0) -> tuple[int, float]:
-        """SIGINT (drain and exit 130); the exit code and how long the stop took."""
-        started = time.monotonic()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        try:
-            code = self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
-        self._reader.join(5)
-        self._log.close()
-        return code, time.monotonic() - started
-
-    def cpu_s(self) -> float:
-        """CPU seconds (user + system) the pipeline process has used so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
-class AlertWatch:
-    """Consumes the alerts topic from the start; the wall clock (ms) each alert was seen."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        from confluent_kafka import Consumer
-
-        self._consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": f"bench-live-{os.getpid()}", "auto.offset.reset": "earliest"}
-        )
-        self._consumer.subscribe([topic])
-        self.seen: list[tuple[int, dict[str, Any]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for message in self._consumer.consume(100, 0.05):
-                if message.error() is None and message.value():
-                    self.seen.append((now_ms(), orjson.loads(message.value())))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._consumer.close()
 
 
 @dataclass
