@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: install help demo test lint bench fmt clean kafka-start kafka-stop
+.PHONY: install help demo test lint bench bench-live fmt clean kafka-start kafka-stop
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ fmt: $(STAMP)  ## format the code
 
 bench: $(STAMP)  ## pipeline vs read+normalize ceiling on a generated 200k-message replay
 	$(BIN)/python benchmarks/bench_pipeline.py
+
+bench-live: $(STAMP)  ## live latency: Kafka timestamp -> stored row, deadline -> alert (RATE=1000 MESSAGES=20000)
+	$(BIN)/python benchmarks/bench_live.py --rate $(or $(RATE),1000) --messages $(or $(MESSAGES),20000)
 
 kafka-start: $(STAMP)  ## start a local Apache Kafka broker (prints its bootstrap address)
 	scripts/kafka-local start

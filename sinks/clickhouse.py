@@ -3,10 +3,14 @@
 Rows arrive as `SinkPacket`s (tuples already mapped by the stage that made them). A table's
 buffer keeps only the newest version of each entity of a ReplacingMergeTree table (a batch of
 events touches a delivery many times; only its last row survives anyway). The buffers are
-inserted together when they hold `max_rows`, when the oldest row is `flush_interval_s` old, and at
-every epoch end (`snapshot`), so every row of an epoch is stored before bytewax commits it. The
-age check runs on a timer thread too, so rows never wait for the next packet to be written
-(a quiet stream after a burst). Replays after a crash re-send rows: entity tables collapse them
+inserted together when they hold `max_rows` (by the worker: backpressure), when the oldest row is
+`flush_interval_s` old (by a timer thread, so rows never wait for the next packet: a quiet stream
+after a burst), and at every epoch end (`snapshot`), so every row of an epoch is stored before
+bytewax commits it. The timer inserts outside the buffers' lock: the worker goes on adding rows
+(and the dataflow on moving) while it inserts; inserts themselves run one at a time, in the
+order their rows were taken, and an epoch's flush waits for a timed insert in progress. A timed
+insert that fails is raised in the worker at its next write or epoch end, so the epoch is not
+committed without its rows. Replays after a crash re-send rows: entity tables collapse them
 (ReplacingMergeTree), and `ingest_stats` rows are deterministic per offset block.
 
 Inserts use `optimize_on_insert=0`: ReplacingMergeTree's insert-time dedup sorted and collapsed
@@ -37,6 +41,9 @@ log = logging.getLogger(__name__)
 
 SinkItem = Any  # flows.packets.SinkPacket (sinks does not import flows)
 _INSERT_SETTINGS = {"optimize_on_insert": 0}
+# Inserted first in every flush: rows that normalize and dedup send at once. The others come from
+# the domain stages, which wait for W (allowed_lateness_s behind) anyway.
+_FIRST = {name: rank for rank, name in enumerate(("events", "dead_letters", "ingest_stats"))}
 
 
 @dataclass(frozen=True)
@@ -83,10 +90,13 @@ class FlushPolicy:
             self.oldest = now
         self.buffered += rows
 
+    def full(self) -> bool:
+        return self.buffered >= self.max_rows
+
     def due(self, now: float) -> bool:
         if not self.buffered:
             return False
-        return self.buffered >= self.max_rows or (self.oldest is not None and now - self.oldest >= self.interval_s)
+        return self.full() or (self.oldest is not None and now - self.oldest >= self.interval_s)
 
     def flushed(self) -> None:
         self.buffered = 0
@@ -189,13 +199,16 @@ class ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
         self._clock = clock
         self._policy = FlushPolicy(config.max_rows, config.flush_interval_s)
         self._accounting = _Accounting()
-        self._lock = threading.Lock()  # buffers: the bytewax worker adds, the timer may flush
+        self._lock = threading.Lock()  # buffers and policy: the bytewax worker adds, an insert takes
+        self._inserting = threading.Lock()  # one insert at a time, in the order rows were taken
+        self._timer_failure: Exception | None = None
         self._closed = threading.Event()
         self._timer = threading.Thread(target=self._tick, name=f"logisync-sink-{part}", daemon=True)
         self._timer.start()
 
     @override
     def write_batch(self, items: list[SinkItem]) -> None:
+        self._raise_timer_failure()
         with self._lock:
             added = 0
             buffers = self._buffers
@@ -205,37 +218,63 @@ class ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
                     if buffer is None:
                         buffer = buffers[name] = _Buffer(TABLE_BY_NAME[name])
                     added += buffer.add(rows)
-            now = self._clock()
-            self._policy.added(added, now)
-            if self._policy.due(now):
-                self._flush()
+            self._policy.added(added, self._clock())
+            full = self._policy.full()
+        if full:
+            self._flush()  # the worker inserts a full buffer itself: memory stays bounded
 
     def flush_if_due(self, now: float) -> bool:
-        """The timer's check (also called by tests with an explicit clock)."""
-        with self._lock:
-            if not self._policy.due(now):
-                return False
-            self._flush()
-            return True
+        """The timer's check: insert everything once the oldest row is old enough (or the buffers
+        are full). Also called by tests with an explicit clock."""
+        with self._inserting:
+            with self._lock:
+                if not self._policy.due(now):
+                    return False
+                taken = self._take()
+            self._insert_all(taken)
+        return True
 
     def _tick(self) -> None:
         period = min(max(self._config.flush_interval_s / 10, 0.01), 1.0)
-        while not self._closed.wait(period):
-            try:
-                self.flush_if_due(self._clock())
-            except Exception:  # the worker's next write or the epoch flush raises it again
-                log.exception("timed flush of sink partition %s failed", self._part)
+        while not self._closed.wait(period) and self.timed_flush(self._clock()):
+            pass
+
+    def timed_flush(self, now: float) -> bool:
+        """One tick of the timer: False once an insert failed (the worker raises it at its next
+        write or epoch end, and the timer stops)."""
+        try:
+            self.flush_if_due(now)
+        except Exception as exc:
+            log.exception("timed flush of sink partition %s failed", self._part)
+            self._timer_failure = exc
+            return False
+        return True
+
+    def _raise_timer_failure(self) -> None:
+        failure = self._timer_failure
+        if failure is not None:
+            raise RuntimeError(f"sink partition {self._part}: a timed insert failed: {failure}") from failure
 
     def _flush(self) -> None:
-        """Insert every buffer (the caller holds the lock)."""
+        """Insert every buffer, after any insert in progress."""
+        with self._inserting:
+            with self._lock:
+                taken = self._take()
+            self._insert_all(taken)
+
+    def _take(self) -> list[tuple[Table, list[Sequence[Any]]]]:
+        """Every buffer's rows, emptied (the caller holds the buffers' lock)."""
         if not self._policy.buffered:
-            return
-        now_ms = time.time_ns() // 1_000_000  # ingested_at: wall clock, a pipeline metric only
-        for name in sorted(self._buffers):
-            rows = self._buffers[name].take()
-            if rows:
-                self._insert(self._buffers[name].table, rows, now_ms)
+            return []
+        order = sorted(self._buffers, key=lambda name: (_FIRST.get(name, len(_FIRST)), name))
+        taken = [(self._buffers[name].table, self._buffers[name].take()) for name in order]
         self._policy.flushed()
+        return [(table, rows) for table, rows in taken if rows]
+
+    def _insert_all(self, taken: list[tuple[Table, list[Sequence[Any]]]]) -> None:
+        for table, rows in taken:
+            # ingested_at: the wall clock when this table's insert starts (a pipeline metric only)
+            self._insert(table, rows, time.time_ns() // 1_000_000)
 
     def _insert(self, table: Table, rows: list[Sequence[Any]], now_ms: int) -> None:
         columns = list(table.columns)
@@ -292,14 +331,13 @@ class ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
 
     @override
     def snapshot(self) -> None:
-        with self._lock:
-            self._flush()  # epoch barrier: everything of this epoch is stored before it commits
+        self._raise_timer_failure()
+        self._flush()  # epoch barrier: everything of this epoch is stored before it commits
 
     @override
     def close(self) -> None:
         self._closed.set()
-        with self._lock:
-            self._flush()
+        self._flush()
 
 
 class ClickHouseSink(FixedPartitionedSink[SinkItem, None]):

@@ -3,6 +3,7 @@ barrier, and accounting metrics that equal the stored rows."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -126,3 +127,81 @@ def test_accounting_metrics_grow_by_the_difference_of_block_rows(store: StoreCon
     assert after - before == 9
     rows = query_rows(connect(store), f"SELECT sum(raw_in) FROM {store.database}.ingest_stats FINAL")
     assert rows == [(9,)]
+
+
+class SlowInsert:
+    """Stands for a slow insert: blocks until released, records the tables it inserted."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.tables: list[str] = []
+
+    def __call__(self, table: str, *args: Any) -> None:
+        self.started.set()
+        assert self.release.wait(30)
+        self.tables.append(table)
+        self.real(table, *args)
+
+
+def test_a_timed_insert_does_not_hold_up_the_worker_and_the_epoch_waits_for_it(store: StoreConfig) -> None:
+    clock = Clock()
+    config = SinkConfig(store=store, run_id="t", max_rows=1000, flush_interval_s=0.5)
+    partition = ClickHousePartition(config, "ch-0", SinkCounters(), clock)
+    slow = SlowInsert(partition._do_insert)
+    partition._do_insert = slow  # type: ignore[method-assign]
+    try:
+        partition.write_batch([packet(status("D1", 1))])
+        timer = threading.Thread(target=partition.timed_flush, args=(1.0,))  # as the timer thread does
+        timer.start()
+        assert slow.started.wait(30)  # the timed insert of D1 is in progress ...
+        partition.write_batch([packet(status("D2", 1))])  # ... and the worker still adds rows
+        epoch = threading.Thread(target=partition.snapshot)
+        epoch.start()
+        epoch.join(0.2)
+        assert epoch.is_alive()  # the epoch's flush waits for the insert in progress
+        slow.release.set()
+        timer.join(30)
+        epoch.join(30)
+        assert not epoch.is_alive()
+        rows = query_rows(connect(store), f"SELECT delivery_id FROM {store.database}.delivery_status ORDER BY 1")
+        assert rows == [("D1",), ("D2",)]
+        assert slow.tables == ["delivery_status", "delivery_status"]  # D1's insert, then D2's
+    finally:
+        slow.release.set()
+        partition.close()
+
+
+def test_a_failed_timed_insert_fails_the_worker_at_its_next_write(store: StoreConfig) -> None:
+    clock = Clock()
+    config = SinkConfig(store=store, run_id="t", max_rows=1000, flush_interval_s=0.5, insert_retries=1)
+    partition = ClickHousePartition(config, "ch-0", SinkCounters(), clock)
+
+    def broken(table: str, *args: Any) -> None:
+        raise OSError(f"disk full inserting {table}")
+
+    partition._do_insert = broken  # type: ignore[method-assign]
+    try:
+        partition.write_batch([packet(status("D1", 1))])
+        assert not partition.timed_flush(1.0)  # the timer stops ...
+        with pytest.raises(RuntimeError, match=r"a timed insert failed.*disk full inserting delivery_status"):
+            partition.write_batch([packet(status("D2", 1))])  # ... and the worker fails: no epoch commits
+        with pytest.raises(RuntimeError, match="a timed insert failed"):
+            partition.snapshot()
+    finally:
+        partition._closed.set()
+
+
+def test_rows_that_do_not_wait_for_w_are_inserted_first_in_a_flush(store: StoreConfig) -> None:
+    partition = ClickHousePartition(SinkConfig(store=store, run_id="t"), "ch-0", SinkCounters(), Clock())
+    inserted: list[str] = []
+    partition._do_insert = lambda table, *_: inserted.append(table)  # type: ignore[method-assign]
+    status_row = TABLES[DeliveryStatus].to_row(status("D1", 1))
+    tables = {"alerts": [("a",)], "delivery_status": [status_row], "dead_letters": [("d",)], "events": [("e",)]}
+    try:
+        partition.write_batch([SinkPacket(tables)])
+        partition.snapshot()
+    finally:
+        partition._closed.set()
+    assert inserted == ["events", "dead_letters", "alerts", "delivery_status"]
