@@ -188,7 +188,10 @@ class _Accounting:
 
 
 class ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
-    def __init__(self, config: SinkConfig, part: str, counters: SinkCounters, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, config: SinkConfig, part: str, counters: SinkCounters, clock: Callable[[], float], *, timer: bool = True
+    ) -> None:
+        """`timer=False`: no timer thread (tests call `timed_flush` / `flush_if_due` with their clock)."""
         self._config = config
         self._part = part
         self._client = connect(config.store)
@@ -204,7 +207,8 @@ class ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
         self._timer_failure: Exception | None = None
         self._closed = threading.Event()
         self._timer = threading.Thread(target=self._tick, name=f"logisync-sink-{part}", daemon=True)
-        self._timer.start()
+        if timer:
+            self._timer.start()
 
     @override
     def write_batch(self, items: list[SinkItem]) -> None:
