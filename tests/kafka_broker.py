@@ -108,9 +108,14 @@ def create_topics(bootstrap: str, partitions_by_topic: Mapping[str, int], timeou
     """Create the topics (replication 1) and wait until every partition has a leader.
 
     Auto topic creation is off on the test broker, so a test that forgets this fails like production.
+    The topics keep messages forever (`retention.ms=-1`): tests produce messages timestamped in the
+    past, which the broker's default 7-day retention would delete at its next check, mid-test.
     """
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    new_topics = [NewTopic(name, num_partitions=count) for name, count in partitions_by_topic.items()]
+    new_topics = [
+        NewTopic(name, num_partitions=count, config={"retention.ms": "-1"})
+        for name, count in partitions_by_topic.items()
+    ]
     for name, future in admin.create_topics(new_topics, operation_timeout=timeout).items():
         try:
             future.result(timeout=timeout)
