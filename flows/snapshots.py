@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: dedup holds its undecided copies (candidates)
 State = TypeVar("State")
 
 _ENCODER = msgspec.msgpack.Encoder()

@@ -25,7 +25,7 @@ from operators.domain.alerts import Alert
 from operators.domain.items import DomainItem, bucket_of
 from operators.domain.stage import Bucket, Logic
 from operators.domain.watermark import Frontiers, OrderKey
-from operators.ingest.accounting import DedupState, EventDedup, Judged, SourceTally, TallyState
+from operators.ingest.accounting import DedupState, EventDedup, SourceTally, TallyItem, TallyState
 from operators.ingest.route import route_event
 from sinks.rows import TABLES, StageWatermark
 
@@ -213,8 +213,10 @@ class StageLogic(op.StatefulBatchLogic[StagePacket, Routed, bytes]):
 
 
 class DedupLogic(op.StatefulBatchLogic[DedupPacket, Routed, bytes]):
-    """One dedup bucket: first sighting of an event_id wins; new events go to the domain stages
-    and the `events` table, every verdict to the tally of the message's input partition.
+    """One dedup bucket (operators.ingest.accounting.EventDedup): the earliest received copy of
+    an event_id wins when W passes it; its row goes to the `events` table at first sight, the
+    winner to the domain stages when decided, every verdict to the tally of the message's input
+    partition.
     Without `route` (a flow without domain stages) new events only go to the table; `stored`
     ids (already in the store, for a replay run) are duplicates."""
 
@@ -259,35 +261,33 @@ class DedupLogic(op.StatefulBatchLogic[DedupPacket, Routed, bytes]):
         if self.index < 0:
             self._bind(values[0].to)
         outbox = Outbox(self.topology, self.sender)
-        dedup, xref_ttl_ms, route, stored = self.dedup, self.xref_ttl_ms, self.route, self.stored
-        routed: list[Any] = []
-        tallies: dict[str, list[Any]] = {}
+        dedup, stored = self.dedup, self.stored
         for packet in values:
-            if packet.claims:
-                new_types: dict[int, list[str]] = {}
-                counts: dict[int, int] = {}
-                for claim in packet.claims:
-                    event = claim.event
-                    counts[claim.offset] = counts.get(claim.offset, 0) + 1
-                    if event.event_id not in stored and dedup.is_new(event.event_id, claim.received_ms):
-                        new_types.setdefault(claim.offset, []).append(event.event_type.value)
-                        outbox.row(event)
-                        if route:
-                            route_event(event, claim.received_ms, xref_ttl_ms, routed)
-                source = self.accounting_source(packet.sender)
-                queue = tallies.setdefault(source, [])
-                queue.extend(
-                    Judged(offset, count, tuple(new_types.get(offset, ()))) for offset, count in counts.items()
-                )
+            source = self.accounting_source(packet.sender)
+            for claim in packet.claims:
+                if claim.event.event_id in stored:
+                    dedup.reject(source, claim.offset)
+                else:
+                    dedup.offer(claim.event, source, claim.offset, claim.received_ms)
             self.frontiers.update(packet.sender, packet.promise, packet.done)
-        dedup.prune()
-        outbox.add(routed)
         promise, done = self._promise()
-        moved = self.sent.moved(promise, done) and route
+        # Winners are decided up to the promise this bucket sends on with them: the domain
+        # stages get every decided event before the promise that lets them apply it.
+        dedup.decide(promise, everything=done)
+        rows, decided, verdicts = dedup.take()
+        for event in rows:
+            outbox.row(event)
+        if self.route and decided:
+            routed: list[Any] = []
+            xref_ttl_ms = self.xref_ttl_ms
+            for candidate in decided:
+                route_event(candidate.event, candidate.received_ms, xref_ttl_ms, routed)
+            outbox.add(routed)
+        moved = self.sent.moved(promise, done) and self.route
         if moved and promise is not None:
             outbox.row(StageWatermark(self.run_id, DEDUP, self.index, promise))
         out = outbox.packets(DEDUP, promise, done, moved)
-        out.extend((TALLY, source, TallyPacket(source, items)) for source, items in tallies.items())
+        out.extend((TALLY, source, TallyPacket(source, list[TallyItem](items))) for source, items in verdicts.items())
         return out, self.RETAIN
 
     def _promise(self) -> tuple[int | None, bool]:

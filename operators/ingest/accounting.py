@@ -1,7 +1,8 @@
 """Dedup by event_id and the exact per-message accounting of design.md section 4.
 
-Every raw message ends as exactly one of: normalized (it yields at least one event not seen
-before), duplicate (every event it yields was already seen), dead_lettered, or ignored.
+Every raw message ends as exactly one of: normalized (it carries the winning copy of at least one
+event), duplicate (every event it yields was won by another copy), dead_lettered, or ignored.
+Which copy of an event wins does not depend on arrival order (EventDedup).
 
 A replayed dead letter (`RawMessage.replay_of`, `logisync dlq replay`) is not a new raw message:
 it counts in its outcome and in `replayed`, never in `raw_in`, so per topic
@@ -20,6 +21,8 @@ exactly once: a replayed epoch re-sends the same rows, never adds to them.
 """
 
 from __future__ import annotations
+
+import heapq
 
 import msgspec
 
@@ -97,45 +100,152 @@ def split_result(
     return claims, Expect(raw.offset, raw.topic, len(unique), kinds, replay_of)
 
 
-class DedupState(msgspec.Struct, gc=False):
-    """Seen event ids of one bucket -> received_at (ms) of their first sighting.
+class BestCopy(msgspec.Struct, gc=False, array_like=True):
+    """The best copy of an event seen so far, until W passes its received time."""
 
-    Discarded when: an id is forgotten `ttl_ms` after the newest received_at this bucket has
-    seen (so a redelivery later than the ttl counts as new again); the bucket itself lives as
-    long as the flow.
+    received_ms: int
+    source: str  # the accounting source (input partition) of the message that carried it
+    offset: int
+    event: CanonicalEvent
+
+
+class DedupState(msgspec.Struct, gc=False):
+    """One dedup bucket.
+
+    `seen`: decided event ids -> received_at (ms) of the winning copy. Discarded when: W is more
+    than `ttl_ms` past it (a copy received later than the ttl counts as new again, whenever the
+    prune runs). `candidates`: ids whose copies are still compared, the best copy so far.
+    Discarded when: W passes its received time (it is decided and moves to `seen`).
+    `decided_ms`: the W up to which everything is decided (-1: nothing yet).
     """
 
     seen: dict[str, int] = {}
-    newest_ms: int = 0
+    candidates: dict[str, BestCopy] = {}
+    decided_ms: int = -1
     next_prune_ms: int = 0
 
 
-class EventDedup:
-    """First sighting of an event_id wins; later ones are duplicates."""
+_TIE_ENCODER = msgspec.msgpack.Encoder()
 
-    __slots__ = ("state", "ttl_ms")
+
+def _copy_key(event: CanonicalEvent) -> bytes:
+    """What ranks two copies of an event received in the same millisecond: their content, apart
+    from where they sat (the same in a file replay and in Kafka), and then where they sat."""
+    return _TIE_ENCODER.encode(msgspec.structs.replace(event, raw_ref=""))
+
+
+class EventDedup:
+    """Dedup by event_id, independent of arrival order: of the copies of an event, the earliest
+    received wins (ties: the smaller content, then the smaller raw_ref), decided when W passes its
+    received time; every other copy is a duplicate. A copy that arrives after W passed it (late)
+    is judged at once, as the domain stages apply late items at once (design.md 3.1).
+
+    The first copy's `events` row is stored at once (a dashboard does not wait for W); a better
+    copy arriving before the decision stores its row again (the table keeps the last insert). The
+    winner's verdict and its routing to the domain stages wait for the decision: the domain stages
+    apply it when their W passes its received time anyway, so they wait for nothing more.
+
+    Each call to `offer` and `decide` adds to what `take` hands over: events rows to store, the
+    decided winners, and per accounting source the verdicts (`Judged`) for the tally.
+    """
+
+    __slots__ = ("_decided", "_heap", "_rows", "_verdicts", "state", "ttl_ms")
 
     def __init__(self, ttl_ms: int, state: DedupState | None = None) -> None:
         self.ttl_ms = ttl_ms
         self.state = state if state is not None else DedupState()
+        self._heap = [(candidate.received_ms, event_id) for event_id, candidate in self.state.candidates.items()]
+        heapq.heapify(self._heap)
+        self._rows: list[CanonicalEvent] = []
+        self._decided: list[BestCopy] = []
+        self._verdicts: dict[str, dict[int, tuple[int, list[str]]]] = {}
 
-    def is_new(self, event_id: str, received_ms: int) -> bool:
+    def offer(self, event: CanonicalEvent, source: str, offset: int, received_ms: int) -> None:
         state = self.state
-        seen = state.seen
-        state.newest_ms = max(state.newest_ms, received_ms)
-        if event_id in seen:
-            return False
-        seen[event_id] = received_ms
-        return True
+        event_id = event.event_id
+        seen_ms = state.seen.get(event_id)
+        if seen_ms is not None:
+            if received_ms - seen_ms <= self.ttl_ms:
+                self._judge(source, offset, None)
+                return
+            del state.seen[event_id]  # received longer than the ttl after the winner: new again
+        candidate = state.candidates.get(event_id)
+        if candidate is not None:
+            if not self._better(event, received_ms, candidate):
+                self._judge(source, offset, None)
+                return
+            self._judge(candidate.source, candidate.offset, None)  # the copy it replaces lost
+        candidate = state.candidates[event_id] = BestCopy(received_ms, source, offset, event)
+        self._rows.append(event)
+        if received_ms <= state.decided_ms:  # late: W passed it already, nothing can beat it now
+            self._decide(event_id, candidate)
+        else:
+            heapq.heappush(self._heap, (received_ms, event_id))
 
-    def prune(self) -> None:
-        """Forget ids older than the ttl; O(n), so at most once per tenth of the ttl."""
-        state = self.state
-        if state.newest_ms < state.next_prune_ms:
+    def reject(self, source: str, offset: int) -> None:
+        """A copy judged a duplicate without comparing (its id is in the store already)."""
+        self._judge(source, offset, None)
+
+    @staticmethod
+    def _better(event: CanonicalEvent, received_ms: int, candidate: BestCopy) -> bool:
+        if received_ms != candidate.received_ms:
+            return received_ms < candidate.received_ms
+        mine, theirs = _copy_key(event), _copy_key(candidate.event)
+        if mine != theirs:
+            return mine < theirs
+        return event.raw_ref < candidate.event.raw_ref
+
+    def decide(self, watermark: int | None, everything: bool = False) -> None:
+        """Decide every candidate received at or before `watermark` (all of them at the end)."""
+        state, heap = self.state, self._heap
+        if everything:
+            watermark = max((received_ms for received_ms, _ in heap), default=state.decided_ms)
+            watermark = max(watermark, state.decided_ms)
+        if watermark is None or watermark <= state.decided_ms:
             return
-        horizon = state.newest_ms - self.ttl_ms
-        state.seen = {event_id: ms for event_id, ms in state.seen.items() if ms >= horizon}
-        state.next_prune_ms = state.newest_ms + max(self.ttl_ms // 10, 1)
+        candidates = state.candidates
+        while heap and heap[0][0] <= watermark:
+            received_ms, event_id = heapq.heappop(heap)
+            candidate = candidates.get(event_id)
+            if candidate is not None and candidate.received_ms == received_ms:
+                self._decide(event_id, candidate)
+        state.decided_ms = watermark
+        if watermark >= state.next_prune_ms:  # O(seen), so at most once per tenth of the ttl
+            horizon = watermark - self.ttl_ms
+            state.seen = {event_id: ms for event_id, ms in state.seen.items() if ms >= horizon}
+            state.next_prune_ms = watermark + max(self.ttl_ms // 10, 1)
+
+    def _decide(self, event_id: str, candidate: BestCopy) -> None:
+        del self.state.candidates[event_id]
+        self.state.seen[event_id] = candidate.received_ms
+        self._decided.append(candidate)
+        self._judge(candidate.source, candidate.offset, candidate.event.event_type.value)
+
+    def _judge(self, source: str, offset: int, new_type: str | None) -> None:
+        per_offset = self._verdicts.get(source)
+        if per_offset is None:
+            per_offset = self._verdicts[source] = {}
+        entry = per_offset.get(offset)
+        if entry is None:
+            entry = per_offset[offset] = (0, [])
+        if new_type is not None:
+            entry[1].append(new_type)
+        per_offset[offset] = (entry[0] + 1, entry[1])
+
+    def take(self) -> tuple[list[CanonicalEvent], list[BestCopy], dict[str, list[Judged]]]:
+        """The events rows to store, the winners decided and the verdicts per source, since the
+        last call."""
+        verdicts = {
+            source: [Judged(offset, count, tuple(types)) for offset, (count, types) in per_offset.items()]
+            for source, per_offset in self._verdicts.items()
+        }
+        rows, decided = self._rows, self._decided
+        self._rows, self._decided, self._verdicts = [], [], {}
+        return rows, decided, verdicts
+
+    def pending(self) -> int:
+        """Events whose copies are still compared (waiting for W)."""
+        return len(self.state.candidates)
 
 
 class IngestStats(msgspec.Struct, frozen=True, gc=False, array_like=True):

@@ -153,9 +153,9 @@ def structs_in(value: Any, found: set[type]) -> set[type]:
 
 def dedup_state() -> DedupState:
     dedup = EventDedup(1000)
-    dedup.is_new("a", 10)
-    dedup.is_new("b", 2000)
-    dedup.prune()
+    dedup.offer(released("a"), "p0", 1, 10)
+    dedup.offer(released("b"), "p0", 2, 2000)
+    dedup.decide(1500)  # "a" decided, "b" still a candidate
     return dedup.state
 
 
@@ -210,7 +210,10 @@ def test_the_filled_states_reach_every_state_struct() -> None:
 def test_a_snapshot_of_another_kind_or_version_is_refused() -> None:
     state = filled("arbiter").logic.state
     frozen = freeze("arbiter-bucket", state, True)
-    with pytest.raises(SnapshotError, match="holds arbiter-bucket v1, this logisync reads lifecycle-bucket v1"):
+    with pytest.raises(
+        SnapshotError,
+        match=f"holds arbiter-bucket v{SCHEMA_VERSION}, this logisync reads lifecycle-bucket v{SCHEMA_VERSION}",
+    ):
         thaw(frozen, "lifecycle-bucket", LifecycleState)
     other_version = msgspec.msgpack.encode(
         Envelope("arbiter-bucket", SCHEMA_VERSION + 1, msgspec.Raw(msgspec.msgpack.encode(state)))

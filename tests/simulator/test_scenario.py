@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from operators.formats.master_csv import parse_master
 from operators.formats.timeparse import to_epoch_ms
-from operators.ingest.accounting import EventDedup, IngestStats, Judged, SourceTally, split_result
+from operators.ingest.accounting import EventDedup, IngestStats, SourceTally, split_result
 from operators.ingest.normalize import DEFAULT_TOPIC_ADAPTERS, Normalizer
 from operators.model import CanonicalEvent, RawMessage
 from simulator.scenario import Scenario, SimConfig, SimRecord, iter_records, simulate
@@ -166,23 +166,27 @@ def _replay(scenario: Scenario) -> tuple[list[IngestStats], dict[str, CanonicalE
     master = parse_master(scenario.products_csv, scenario.sites_csv)
     normalize = Normalizer(DEFAULT_TOPIC_ADAPTERS, master)
     dedup, tally = EventDedup(ttl_ms=30 * 86_400_000), SourceTally("replay:0", "test")
-    events: dict[str, CanonicalEvent] = {}
     final: dict[tuple[int, str], IngestStats] = {}
-    for offset, record in enumerate(scenario.records):
-        raw = RawMessage(record.topic, 0, offset, record.key, record.value, record.received_at)
-        claims, item = split_result(raw, "replay:0", normalize(raw), to_epoch_ms(record.received_at))
-        tally.add(item)
-        new_types = []
-        for claim in claims:
-            if dedup.is_new(claim.event.event_id, claim.received_ms):
-                events[claim.event.event_id] = claim.event
-                new_types.append(claim.event.event_type.value)
-        if claims:
-            tally.add(Judged(offset, len(claims), tuple(new_types)))
+
+    def collect() -> None:
         for row in tally.rows():
             previous = final.get((row.block, row.topic))
             assert previous is None or previous.messages < row.messages  # the version only grows
             final[(row.block, row.topic)] = row
+
+    for offset, record in enumerate(scenario.records):
+        raw = RawMessage(record.topic, 0, offset, record.key, record.value, record.received_at)
+        claims, item = split_result(raw, "replay:0", normalize(raw), to_epoch_ms(record.received_at))
+        tally.add(item)
+        for claim in claims:
+            dedup.offer(claim.event, "replay:0", claim.offset, claim.received_ms)
+        collect()
+    dedup.decide(None, everything=True)
+    _, decided, verdicts = dedup.take()
+    events = {copy.event.event_id: copy.event for copy in decided}
+    for judged in verdicts.get("replay:0", []):
+        tally.add(judged)
+    collect()
     assert tally.open_count() == 0
     return list(final.values()), events
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import zlib
 from datetime import UTC, datetime
+from itertools import permutations
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from operators.domain.items import bucket_of
 from operators.ingest.accounting import (
@@ -34,6 +39,7 @@ from operators.model import (
     dead,
     ignored,
     ok,
+    with_changes,
 )
 from tests.conftest import raw_message
 
@@ -60,15 +66,14 @@ def split(offset: int, result: AdapterResult, topic: str = "carrier.webhooks") -
     return split_result(raw_message("{}", topic=topic, offset=offset), SOURCE, result, 1_000 + offset)
 
 
-def judge(dedup: EventDedup, claims: list[Claim]) -> list[Judged]:
-    """What a dedup bucket tells the tally: per message, how many events it judged and the new ones."""
-    counts: dict[int, int] = {}
-    new: dict[int, list[str]] = {}
+def judge(dedup: EventDedup, claims: list[Claim], source: str = SOURCE) -> list[Judged]:
+    """What a dedup bucket tells the tally once W passed the claims: per message, how many events
+    it judged and the new ones."""
     for claim in claims:
-        counts[claim.offset] = counts.get(claim.offset, 0) + 1
-        if dedup.is_new(claim.event.event_id, claim.received_ms):
-            new.setdefault(claim.offset, []).append(claim.event.event_type.value)
-    return [Judged(offset, count, tuple(new.get(offset, ()))) for offset, count in counts.items()]
+        dedup.offer(claim.event, source, claim.offset, claim.received_ms)
+    dedup.decide(max((claim.received_ms for claim in claims), default=None))
+    _, _, verdicts = dedup.take()
+    return verdicts.get(source, [])
 
 
 def account(results: list[AdapterResult], topic: str = "carrier.webhooks") -> tuple[SourceTally, list[IngestStats]]:
@@ -127,26 +132,101 @@ def test_dead_letters_and_ignores_are_final_at_once() -> None:
 # -- dedup --------------------------------------------------------------------------------------
 
 
-def test_first_sighting_wins() -> None:
-    dedup = EventDedup(ttl_ms=1000)
-    assert dedup.is_new("a", 10) and not dedup.is_new("a", 20) and dedup.is_new("b", 5)
-    assert dedup.state.seen == {"a": 10, "b": 5} and dedup.state.newest_ms == 20
+def copy(event_id: str, raw_ref: str, **changes: Any) -> CanonicalEvent:
+    return with_changes(event(event_id), raw_ref=raw_ref, **changes)
 
 
-def test_dedup_forgets_ids_ttl_after_the_newest_received_time() -> None:
+def test_the_earliest_received_copy_wins_whatever_arrives_first() -> None:
     dedup = EventDedup(ttl_ms=1000)
-    dedup.is_new("a", 0)
-    dedup.is_new("edge", 4000)
-    dedup.is_new("z", 5000)
-    dedup.prune()
-    assert set(dedup.state.seen) == {"edge", "z"}  # Discarded when: older than newest - ttl
-    assert dedup.is_new("a", 5001)  # a redelivery later than the ttl counts as new again
-    dedup.is_new("y", 5050)
+    dedup.offer(copy("a", "late"), "p1", 7, 20)
+    dedup.offer(copy("a", "early"), "p0", 3, 10)  # an earlier copy, arriving second
+    dedup.offer(copy("a", "later"), "p1", 8, 30)
+    rows, decided, verdicts = dedup.take()
+    # Rows at first sight and when a better copy arrives (the table keeps the last); the losers'
+    # verdicts at once, the winner's when W passes it.
+    assert [row.raw_ref for row in rows] == ["late", "early"] and decided == []
+    assert verdicts == {"p1": [Judged(7, 1, ()), Judged(8, 1, ())]}
+    dedup.decide(9)
+    assert dedup.take() == ([], [], {}) and dedup.pending() == 1
+    dedup.decide(10)
+    rows, [winner], verdicts = dedup.take()
+    assert rows == [] and (winner.event.raw_ref, winner.source, winner.offset) == ("early", "p0", 3)
+    assert verdicts == {"p0": [Judged(3, 1, ("CARRIER_STATUS",))]}
+    assert dedup.state.seen == {"a": 10} and dedup.state.candidates == {} and dedup.state.decided_ms == 10
+
+
+def test_copies_received_in_the_same_millisecond_rank_by_content_then_raw_ref() -> None:
+    first = copy("a", "z", location="AAA")
+    second = copy("a", "y", location="BBB")
+    third = copy("a", "x", location="AAA")
+    winners = set()
+    for order in permutations([first, second, third]):
+        dedup = EventDedup(ttl_ms=1000)
+        for index, event_copy in enumerate(order):
+            dedup.offer(event_copy, "p0", index, 5)
+        dedup.decide(5)
+        _, [winner], _ = dedup.take()
+        winners.add(winner.event.raw_ref)
+    assert winners == {"x"}  # the smaller content (location AAA), then the smaller raw_ref
+
+
+@given(st.permutations(range(6)), st.integers(min_value=0, max_value=60))
+def test_winners_and_verdicts_do_not_depend_on_arrival_order(order: list[int], watermark: int) -> None:
+    copies = [  # (event id, received ms, raw_ref, offset)
+        ("id0", 0, "ref0", 0), ("id1", 10, "ref1", 1), ("id2", 20, "ref2", 2),
+        ("id0", 30, "ref3", 3), ("id1", 15, "ref4", 4), ("id2", 20, "ref5", 5),
+    ]  # fmt: skip
+    baseline = EventDedup(ttl_ms=10**6)
+    dedup = EventDedup(ttl_ms=10**6)
+    for target, sequence in ((baseline, range(6)), (dedup, order)):
+        for index in sequence:
+            event_id, received_ms, raw_ref, offset = copies[index]
+            target.offer(copy(event_id, raw_ref), "p0", offset, received_ms)
+    results = []
+    for target in (baseline, dedup):
+        target.decide(watermark)
+        target.decide(None, everything=True)
+        rows, decided, verdicts = target.take()
+        last_rows = {row.event_id: row.raw_ref for row in rows}  # the table keeps the last insert
+        judged = sorted((v.offset, v.judged, v.new_types) for v in verdicts["p0"])
+        results.append((last_rows, sorted(c.event.raw_ref for c in decided), judged))
+    assert results[0] == results[1]
+    assert results[0][0] == {"id0": "ref0", "id1": "ref1", "id2": "ref2"}  # the earliest copies; a tie by raw_ref
+
+
+def test_a_copy_after_w_passed_its_time_is_judged_at_once() -> None:
+    dedup = EventDedup(ttl_ms=1000)
+    dedup.decide(100)
+    dedup.offer(copy("a", "r0"), "p0", 0, 50)  # late: nothing earlier can come any more
+    _, [winner], verdicts = dedup.take()
+    assert winner.event.raw_ref == "r0" and verdicts == {"p0": [Judged(0, 1, ("CARRIER_STATUS",))]}
+    dedup.offer(copy("a", "r1"), "p0", 1, 40)  # an even earlier copy, but after the decision
+    assert dedup.take()[2] == {"p0": [Judged(1, 1, ())]}
+
+
+def test_a_copy_received_later_than_the_ttl_after_the_winner_is_new_whenever_the_prune_runs() -> None:
+    dedup = EventDedup(ttl_ms=1000)
+    dedup.offer(copy("a", "r0"), "p0", 0, 0)
+    dedup.decide(500)
+    dedup.offer(copy("a", "r1"), "p0", 1, 1000)  # within the ttl of the winner: a duplicate
+    dedup.offer(copy("a", "r2"), "p0", 2, 1001)  # later than the ttl: new again, though not pruned yet
+    assert dedup.state.next_prune_ms == 600 and dedup.state.seen == {} and dedup.pending() == 1
+    dedup.decide(1001)
+    _, decided, verdicts = dedup.take()
+    assert [c.event.raw_ref for c in decided] == ["r0", "r2"]
+    assert verdicts == {"p0": [Judged(0, 1, ("CARRIER_STATUS",)), Judged(1, 1, ()), Judged(2, 1, ("CARRIER_STATUS",))]}
+
+
+def test_dedup_forgets_ids_ttl_before_w() -> None:
+    dedup = EventDedup(ttl_ms=1000)
+    for event_id, received_ms in (("a", 0), ("edge", 4000), ("z", 5000)):
+        dedup.offer(copy(event_id, event_id), "p0", 0, received_ms)
+    dedup.decide(5000)
+    assert set(dedup.state.seen) == {"edge", "z"}  # Discarded when: W is more than the ttl past it
     dedup.state.seen["old"] = 0
-    dedup.prune()  # at most once per tenth of the ttl: not yet
+    dedup.decide(5050)  # at most once per tenth of the ttl: not yet
     assert "old" in dedup.state.seen
-    dedup.is_new("x", 5100)
-    dedup.prune()
+    dedup.decide(5100)
     assert "old" not in dedup.state.seen and "edge" not in dedup.state.seen
 
 
@@ -199,7 +279,7 @@ def test_each_message_is_exactly_one_outcome() -> None:
 def test_verdicts_from_several_buckets_complete_one_message_in_any_order() -> None:
     claims, expect = split(0, ok([event("a"), event("b"), event("c")]))
     buckets = [EventDedup(10**12) for _ in range(3)]
-    buckets[2].is_new("c", 0)  # bucket 2 has seen "c" before
+    judge(buckets[2], [Claim(event("c"), SOURCE, 99, 0)])  # bucket 2 has seen "c" before
     verdicts = [judged for index, claim in enumerate(claims) for judged in judge(buckets[index], [claim])]
     tally = SourceTally(SOURCE, "run-1")
     tally.add(verdicts[0])  # a verdict may overtake the message's Expect
