@@ -43,9 +43,14 @@ def write(tmp_path: Path, scenario: Scenario, records: list[Any] | None = None) 
     return replay, master
 
 
-def run(replay: Path, master: Path, store: StoreConfig, workers: int = 1) -> None:
+def run(replay: Path, master: Path, store: StoreConfig, workers: int = 1, processes: int = 1) -> None:
     settings = Settings(
-        source=f"file:{replay}", clickhouse=store.dsn, database=store.database, master_dir=master, workers=workers
+        source=f"file:{replay}",
+        clickhouse=store.dsn,
+        database=store.database,
+        master_dir=master,
+        workers=workers,
+        processes=processes,
     )
     run_pipeline(settings, progress=False)
 
@@ -55,9 +60,13 @@ def rows(store: StoreConfig, sql: str) -> list[tuple[Any, ...]]:
 
 
 def domain_tables(store: StoreConfig) -> dict[str, list[tuple[Any, ...]]]:
-    return {
+    """Every computed table, and `events` but for where a message sat in the file (a shuffled
+    replay moves it) and when its row was inserted."""
+    tables = {
         table: rows(store, f"SELECT * FROM {{db}}.{table} FINAL ORDER BY {key}") for table, key in DOMAIN_TABLES.items()
     }
+    tables["events"] = rows(store, "SELECT * EXCEPT (raw_ref, ingested_at) FROM {db}.events FINAL ORDER BY event_id")
+    return tables
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +181,18 @@ def test_two_workers_give_the_same_domain_tables(
     replay, master = write(tmp_path, scenario)
     run(replay, master, store, workers=2)
     assert domain_tables(store) == domain_tables(replayed)
+
+
+def test_two_processes_give_the_same_tables(
+    replayed: StoreConfig, scenario: Scenario, tmp_path: Path, chdb_dsn: str
+) -> None:
+    store = StoreConfig(chdb_dsn, "logisync_domain_p2")
+    migrate(connect(store), store.database)
+    replay, master = write(tmp_path, scenario)
+    run(replay, master, store, processes=2)
+    tables = domain_tables(store)
+    assert tables == domain_tables(replayed)
+    assert all(tables.values()) and len(tables["events"]) > 1000
 
 
 def test_arrival_order_shuffled_within_the_lateness_gives_the_same_tables(
