@@ -8,6 +8,8 @@ Each part runs in its own process so its peak memory is its own:
   state        the first STATE_MESSAGES messages with bytewax recovery on: the bytes of the last
                snapshot of every domain-stage key (resolution, arbiter, lifecycle, inventory),
                divided by the deliveries the lifecycle holds at the end
+  big delivery one delivery of 2,500 / 10,000 / 40,000 events in one EPCIS document (1 process):
+               a delivery's cost must grow linearly with its events (issue 10: it was quadratic)
 and one markdown table is printed (`--readme` also writes it into README.md's benchmark section).
 """
 
@@ -31,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 STATE_MESSAGES = 100_000
+BIG_DELIVERY_EVENTS = (2_500, 10_000, 40_000)
 DOMAIN_STEPS = ("resolution", "arbiter", "lifecycle", "inventory")
 TARGETS = {"ceiling": 25_000, "pipeline_1": 8_000, "speedup": 1.6, "state_bytes": 1_000, "rss_mib": 500}
 README_START = "<!-- bench:start -->"
@@ -135,6 +138,25 @@ def part_state(replay: Path, master_dir: Path) -> dict[str, Any]:
     }
 
 
+def part_big_delivery() -> dict[str, Any]:
+    """Seconds of the flow for one delivery of N events in one EPCIS document, per N."""
+    from flows.run import run_pipeline
+    from flows.settings import Settings
+    from simulator.stress import epcis_document
+    from sources.replay import write_replay
+
+    seconds: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="logisync-bench-big-") as workdir:
+        for count in BIG_DELIVERY_EVENTS:
+            replay = Path(workdir) / f"d{count}.jsonl"
+            with replay.open("wb") as out:
+                received = datetime(2024, 6, 3, 14, 6, tzinfo=UTC)
+                write_replay(out, [("wms.epcis", "80004711", received, epcis_document(count, quantity=0.1))])
+            settings = Settings(source=f"file:{replay}", clickhouse=f"chdb://{workdir}/store", database=f"big{count}")
+            seconds[str(count)] = run_pipeline(settings, progress=False).seconds
+    return {"seconds": seconds}
+
+
 def _held_deliveries(per_step: dict[str, int], recovery: Path) -> int:
     """Deliveries in the lifecycle snapshots (each bucket's state lists its deliveries)."""
     import msgspec
@@ -181,7 +203,9 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({model}), {memory:.0f} GiB, Python {platform.python_version()}"
 
 
-def table(ceiling: dict[str, Any], one: dict[str, Any], two: dict[str, Any], state: dict[str, Any]) -> str:
+def table(
+    ceiling: dict[str, Any], one: dict[str, Any], two: dict[str, Any], state: dict[str, Any], big: dict[str, Any]
+) -> str:
     c_rate = ceiling["messages"] / ceiling["seconds"]
     one_rate = one["messages"] / one["seconds"]
     two_rate = two["messages"] / two["seconds"]
@@ -212,13 +236,25 @@ def table(ceiling: dict[str, Any], one: dict[str, Any], two: dict[str, Any], sta
         if per_delivery is not None
         else "Live domain state: not measured (no lifecycle snapshot found)."
     )
+    times = {int(count): seconds for count, seconds in big["seconds"].items()}
+    smallest, largest = min(times), max(times)
+    growth = (times[largest] / times[smallest]) / (largest / smallest)
+    big_line = (
+        "One delivery of N events in one EPCIS document: "
+        + ", ".join(
+            f"{count:,} events {seconds:.2f} s ({seconds / count * 1e6:,.0f} µs/event)"
+            for count, seconds in sorted(times.items())
+        )
+        + f"; time per event at {largest:,} is {growth:.2f} × that at {smallest:,} "
+        f"(linear ≤ 1.5: {mark(growth <= 1.5)})."
+    )
     header = (
         f"`make bench` on {datetime.now(UTC):%Y-%m-%d}, {machine()}: {ceiling['messages']:,} messages, "
         f"{ceiling['events']:,} events (simulator, {one['inserts']:,} inserts of "
         f"{one['rows'] / max(one['inserts'], 1):,.0f} rows on average, {one['insert_seconds']:.1f} s inserting "
         f"in the 1-process run; accounting balanced: {bool(one['balanced']) and bool(two['balanced'])})."
     )
-    return "\n".join([header, "", *rows, "", state_line])
+    return "\n".join([header, "", *rows, "", state_line, "", big_line])
 
 
 def write_readme(text: str) -> None:
@@ -236,7 +272,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
     parser.add_argument(
-        "--part", choices=("generate", "ceiling", "pipeline", "pipeline2", "state"), help=argparse.SUPPRESS
+        "--part",
+        choices=("generate", "ceiling", "pipeline", "pipeline2", "state", "big_delivery"),
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("--replay", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--master", type=Path, help=argparse.SUPPRESS)
@@ -250,6 +288,7 @@ def main() -> int:
             "pipeline": lambda: part_pipeline(args.replay, args.master, 1),
             "pipeline2": lambda: part_pipeline(args.replay, args.master, 2),
             "state": lambda: part_state(args.replay, args.master),
+            "big_delivery": part_big_delivery,
         }
         print(json.dumps(parts[args.part]()))
         return 0
@@ -258,11 +297,13 @@ def main() -> int:
                     "--seed", str(args.seed)], check=True, cwd=REPO)  # fmt: skip
     replay, master = ensure_replay(args.deliveries, args.seed)
     results = {}
-    for part in ("ceiling", "pipeline", "pipeline2", "state"):
+    for part in ("ceiling", "pipeline", "pipeline2", "state", "big_delivery"):
         started = time.perf_counter()
         results[part] = run_part(part, replay, master)
         print(f"  {part}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    text = table(results["ceiling"], results["pipeline"], results["pipeline2"], results["state"])
+    text = table(
+        results["ceiling"], results["pipeline"], results["pipeline2"], results["state"], results["big_delivery"]
+    )
     print(text)
     if args.readme:
         write_readme(text)

@@ -51,7 +51,7 @@ from operators.ingest.sanity import insane_reason, is_sane_received
 from operators.master import EMPTY_MASTER, MasterData
 from operators.model import AdapterResult, DeadLetter, DeadLetterReason, dead
 from sinks.clickhouse import ClickHouseSink
-from sinks.kafka_out import dead_letter_message
+from sinks.kafka_out import DEAD_LETTER_MAX_BYTES, dead_letter_message
 from sources.batch import RawBatch
 from sources.file_source import accounting_source as lane_source
 from sources.replay import INVALID_TOPIC
@@ -77,6 +77,8 @@ class FlowConfig:
     # Event ids the store already holds, judged duplicates (a dead-letter replay run, whose dedup
     # state starts empty: flows/dlq.stored_events).
     stored_events: frozenset[str] = frozenset()
+    # The largest dead-letter value the dead-letter topic takes (sinks/kafka_out.dead_letter_max_bytes).
+    dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES
 
 
 def normalize_batch(
@@ -241,8 +243,9 @@ def build_flow(
             op.output(name, alerts, alert_sink)
     if dead_letter_sink is not None:
         packets = _payloads(DEAD_LETTERS, "normalize", normalized)
+        max_bytes = config.dead_letter_max_bytes
         letters = op.flat_map(
-            "dead_letter_messages", packets, lambda packet: [dead_letter_message(x) for x in packet.letters]
+            "dead_letter_messages", packets, lambda packet: [dead_letter_message(x, max_bytes) for x in packet.letters]
         )
         op.output("kafka_dead_letters", letters, dead_letter_sink)
     return flow

@@ -32,7 +32,7 @@ from operators.domain.alerts import Alert
 from operators.ingest.normalize import Normalizer
 from operators.master import EMPTY_MASTER, MasterData
 from sinks.clickhouse import ClickHouseSink, SinkConfig, SinkCounters
-from sinks.kafka_out import alert_message, kafka_sink
+from sinks.kafka_out import DEAD_LETTER_MAX_BYTES, alert_message, dead_letter_max_bytes, kafka_sink
 from sinks.store import StoreConfig, connect, migrate
 from sinks.webhook import WebhookConfig, WebhookCounters, WebhookSink
 from sources.batch import RawBatch
@@ -278,9 +278,11 @@ def run_pipeline(
         counters,
     )
     dead_letter_sink = None
+    dead_letter_bytes = DEAD_LETTER_MAX_BYTES
     alert_sinks: list[tuple[str, Sink[Any]]] = []
     if settings.source == "kafka" and settings.bootstrap and letters is None:
         dead_letter_sink = kafka_sink(settings.bootstrap, settings.dead_letter_topic, settings.kafka_config)
+        dead_letter_bytes = dead_letter_max_bytes(settings.bootstrap, settings.dead_letter_topic, settings.kafka_config)
         alert_sinks.append(
             ("kafka_alerts", _AlertsToKafka(settings.bootstrap, settings.alerts_topic, settings.kafka_config))
         )
@@ -297,6 +299,7 @@ def run_pipeline(
         lanes=lanes if settings.replay_path is not None else 1,
         domain_stages=letters is None,
         stored_events=stored,
+        dead_letter_max_bytes=dead_letter_bytes,
     )
     flow = build_flow(source, normalizer, sink, config, dead_letter_sink=dead_letter_sink, alert_sinks=alert_sinks)
     started = time.perf_counter()

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-SCHEMA_VERSION = 2  # 2: dedup holds its undecided copies (candidates)
+SCHEMA_VERSION = 3  # 2: dedup holds its undecided copies (candidates); 3: exact inventory totals
 State = TypeVar("State")
 
 _ENCODER = msgspec.msgpack.Encoder()

@@ -5,8 +5,10 @@ at-least-once is bytewax's recovery: after a crash the last epoch is processed a
 dead letters and alert versions are produced again (consumers dedupe alerts by
 `alert_id:version`, dead letters by `logisync.raw_ref`).
 
-A dead letter bigger than the topic accepts (`max_bytes`, below the broker's message.max.bytes)
-is produced truncated, with `logisync.truncated` = its full size; ClickHouse keeps it whole.
+A dead letter bigger than the topic accepts is produced truncated, with `logisync.truncated` = its
+full size; ClickHouse keeps it whole. What the topic accepts is read from the broker at start
+(`dead_letter_max_bytes`: the topic's `max.message.bytes` and the producer's `message.max.bytes`,
+less room for the key, headers and batch framing).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from typing import Any
 import msgspec
 import orjson
 from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource  # re-exported untyped by confluent_kafka.admin
+from confluent_kafka.admin._resource import ResourceType
 
 from operators.domain.alerts import Alert, iso
 from operators.formats.timeparse import to_epoch_ms
@@ -31,6 +36,10 @@ DEAD_LETTER_TOPIC = "logisync.dead_letters"
 ALERTS_TOPIC = "logisync.alerts"
 # Under the broker's default message.max.bytes (1 MiB) with room for key, headers and framing.
 DEAD_LETTER_MAX_BYTES = 900_000
+# What a letter's key (at most 1 KiB), headers (error at most 1 KB, topic names, raw_ref) and the
+# record batch framing can take besides its value.
+_ENVELOPE_BYTES = 8_192
+_PRODUCER_MAX_BYTES = 1_000_000  # librdkafka's default message.max.bytes
 _TIME_FIELDS = ("due_at", "opened_at", "resolved_at")
 
 
@@ -54,6 +63,23 @@ def dead_letter_message(
         value = value[:max_bytes]
     key = raw.key.encode("utf-8")[:1024] if raw.key is not None else None
     return KafkaSinkMessage(key=key, value=value, headers=headers)
+
+
+def dead_letter_max_bytes(bootstrap: str, topic: str, config: Mapping[str, str], timeout_s: float = 10.0) -> int:
+    """The largest dead-letter value the topic takes: its `max.message.bytes` (the broker's default
+    when the topic does not set it) and the producer's `message.max.bytes`, less the envelope.
+    If the broker does not say, the default limit, with a warning."""
+    producer_max = int(config.get("message.max.bytes", _PRODUCER_MAX_BYTES))
+    admin = AdminClient({"bootstrap.servers": bootstrap, **config})
+    try:
+        futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, topic)], request_timeout=timeout_s)
+        entries = next(iter(futures.values())).result(timeout=timeout_s)
+        topic_max = int(entries["max.message.bytes"].value)
+    except (KafkaException, KeyError, ValueError, TimeoutError) as exc:  # no rights, an old broker: the default
+        log.warning("could not read max.message.bytes of %s (%s); dead letters over %d bytes are truncated",
+                    topic, exc, DEAD_LETTER_MAX_BYTES)  # fmt: skip
+        return DEAD_LETTER_MAX_BYTES
+    return max(1_024, min(topic_max, producer_max) - _ENVELOPE_BYTES)
 
 
 def kafka_sink(bootstrap: str, topic: str, config: Mapping[str, str]) -> KafkaSink:

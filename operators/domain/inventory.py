@@ -137,8 +137,7 @@ class InventoryLogic:
             touched = [
                 position_key
                 for position_key, position in self._site(site).positions.items()
-                if position.erp.movements.pop(target, None) is not None
-                or position.wms.movements.pop(target, None) is not None
+                if position.erp.take_back(target) or position.wms.take_back(target)
             ]
             self._changed(site, touched, at, out)
         else:
@@ -165,11 +164,8 @@ class InventoryLogic:
         if newer and (floor is None or as_of > floor):
             site_state.snapshots[side] = SnapshotState(event.event_id, as_of, quantities)
             for position in site_state.positions.values():
-                ledger = position.side(side)
-                if ledger.movements:
-                    # Movements up to as_of are in the snapshot; folded ones are older than the floor.
-                    ledger.movements = {mid: move for mid, move in ledger.movements.items() if move[0] > as_of}
-                ledger.folded = 0.0
+                # Movements up to as_of are in the snapshot; folded ones are older than the floor.
+                position.side(side).restart_after(as_of)
         return list(site_state.positions)
 
     def _in_flight(self, item: InFlight, out: list[Any]) -> None:
@@ -178,9 +174,9 @@ class InventoryLogic:
         for position_key, quantity in quantities.items():
             position = self._position(item.site, position_key)
             if item.sign > 0:
-                position.in_flight[entry] = abs(quantity)
+                position.fly(entry, abs(quantity))
             else:
-                position.in_flight.pop(entry, None)
+                position.land(entry)
         self._changed(item.site, quantities, item.at_ms, out)
 
     def _goods_issue(self, item: GoodsIssue, out: list[Any]) -> None:
@@ -188,7 +184,7 @@ class InventoryLogic:
         movement_id = GOODS_ISSUE + item.delivery_id
         touched = set(site_state.issues.pop(item.delivery_id, ()))
         for position_key in touched:
-            site_state.positions[position_key].erp.movements.pop(movement_id, None)
+            site_state.positions[position_key].erp.take_back(movement_id)
         quantities = line_quantities(item.lines, self.master)
         for position_key, quantity in quantities.items():
             self._add_movement(item.site, ERP, position_key, movement_id, item.occurred_ms, -abs(quantity))
@@ -220,7 +216,7 @@ class InventoryLogic:
         snapshot = self._site(site).snapshots.get(side)
         if snapshot is not None and occurred_ms <= snapshot.as_of:
             return  # already counted in the snapshot
-        position.side(side).movements[movement_id] = (occurred_ms, quantity)
+        position.side(side).put(movement_id, occurred_ms, quantity)
 
     # -- changes, rows and alerts -----------------------------------------------------------------
 
@@ -302,8 +298,8 @@ class InventoryLogic:
                 for side in SIDES:
                     ledger = position.side(side)
                     old = [mid for mid, (at, _) in ledger.movements.items() if at <= horizon and mid not in live_issues]
-                    if old:
-                        ledger.folded = math.fsum([ledger.folded, *(ledger.movements.pop(mid)[1] for mid in old)])
+                    for mid in old:
+                        ledger.fold(mid)
 
     def flush(self, out: list[Any]) -> None:
         if not self._dirty:

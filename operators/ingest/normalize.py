@@ -23,6 +23,7 @@ from operators.adapters.sap import adapt_sap
 from operators.adapters.snapshot import adapt_snapshot
 from operators.adapters.x12 import adapt_x12
 from operators.ingest.accounting import count_mapping_warnings
+from operators.ingest.sanity import quantity_problem
 from operators.master import MasterData
 from operators.model import AdapterResult, DeadLetter, DeadLetterReason, RawMessage, WarningKind, dead, with_changes
 
@@ -112,6 +113,10 @@ class Normalizer:
             result = ADAPTERS[name](raw, self.master)
         except Exception as exc:  # noqa: BLE001 - an adapter bug must not stop the pipeline
             return dead(raw, DeadLetterReason.PARSE_ERROR, name, f"adapter {name} failed: {type(exc).__name__}: {exc}")
+        if result.events:
+            problem = quantity_problem(result.events)
+            if problem is not None:
+                return dead(raw, DeadLetterReason.SCHEMA_ERROR, name, problem)
         if self.strict and result.dead_letter is None and count_mapping_warnings(result):
             result = mapping_error(raw, name, result)
         return with_warnings(result) if result.warnings else result
