@@ -10,14 +10,13 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bytewax.connectors.kafka import KafkaSink
 from bytewax.inputs import Source
 from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 from bytewax.recovery import RecoveryConfig, init_db_dir
@@ -32,14 +31,20 @@ from operators.domain.alerts import Alert
 from operators.ingest.normalize import Normalizer
 from operators.master import EMPTY_MASTER, MasterData
 from sinks.clickhouse import ClickHouseSink, SinkConfig, SinkCounters
-from sinks.kafka_out import DEAD_LETTER_MAX_BYTES, alert_message, dead_letter_max_bytes, kafka_sink
+from sinks.kafka_out import (
+    DEAD_LETTER_MAX_BYTES,
+    KafkaTopicSink,
+    TopicSinkConfig,
+    alert_message,
+    dead_letter_max_bytes,
+)
 from sinks.store import StoreConfig, connect, migrate
 from sinks.webhook import WebhookConfig, WebhookCounters, WebhookSink
 from sources.batch import RawBatch
 from sources.dead_letters import DeadLetterSource, LetterRef, replay_source
 from sources.file_source import FileProgress, ReplayFileSource
 from sources.master_files import load_master
-from sources.stop import STOP
+from sources.stop import STOP, given_up
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +60,10 @@ class RunResult:
 
 
 class _AlertsToKafka(DynamicSink[Alert]):
-    """Alerts keyed by alert id onto the alerts topic (through bytewax's KafkaSink)."""
+    """Alerts keyed by alert id onto the alerts topic."""
 
-    def __init__(self, bootstrap: str, topic: str, config: Mapping[str, str]) -> None:
-        self._inner: KafkaSink = kafka_sink(bootstrap, topic, config)
+    def __init__(self, sink: TopicSinkConfig) -> None:
+        self._inner = KafkaTopicSink(sink)
 
     @override
     def build(self, step_id: str, worker_index: int, worker_count: int) -> StatelessSinkPartition[Alert]:
@@ -281,10 +286,18 @@ def run_pipeline(
     dead_letter_bytes = DEAD_LETTER_MAX_BYTES
     alert_sinks: list[tuple[str, Sink[Any]]] = []
     if settings.source == "kafka" and settings.bootstrap and letters is None:
-        dead_letter_sink = kafka_sink(settings.bootstrap, settings.dead_letter_topic, settings.kafka_config)
+        give_up_s = settings.kafka_give_up_s if settings.until_end else None
+        dead_letter_sink = KafkaTopicSink(
+            TopicSinkConfig(settings.bootstrap, settings.dead_letter_topic, settings.kafka_config, give_up_s)
+        )
         dead_letter_bytes = dead_letter_max_bytes(settings.bootstrap, settings.dead_letter_topic, settings.kafka_config)
         alert_sinks.append(
-            ("kafka_alerts", _AlertsToKafka(settings.bootstrap, settings.alerts_topic, settings.kafka_config))
+            (
+                "kafka_alerts",
+                _AlertsToKafka(
+                    TopicSinkConfig(settings.bootstrap, settings.alerts_topic, settings.kafka_config, give_up_s)
+                ),
+            )
         )
     webhook = None
     if settings.alert_webhook and letters is None:
@@ -313,6 +326,9 @@ def run_pipeline(
             recovery_config=recovery_config(settings),
         )
     seconds = time.perf_counter() - started
+    error = given_up()
+    if error is not None:
+        raise error  # one line from the CLI (a broker away longer than kafka_give_up_s)
     if STOP.is_set():
         raise KeyboardInterrupt  # the CLI says "interrupted" (exit 130); everything read so far is stored
     if settings.source == "kafka" and settings.until_end and place.is_first and letters is None:

@@ -1,7 +1,8 @@
 """Kafka outputs: dead letters (raw payload + reason headers) and alerts (keyed by alert id).
 
-Producers are idempotent (`enable.idempotence`): a retried produce is written once. What stays
-at-least-once is bytewax's recovery: after a crash the last epoch is processed again and its
+Producers are idempotent (`enable.idempotence`): a retried produce is written once. A broker
+outage neither hangs the run nor loses a message (KafkaTopicSink). What stays at-least-once is
+bytewax's recovery: after a crash the last epoch is processed again and its
 dead letters and alert versions are produced again (consumers dedupe alerts by
 `alert_id:version`, dead letters by `logisync.raw_ref`).
 
@@ -14,21 +15,26 @@ less room for the key, headers and batch framing).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import orjson
-from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
+from bytewax.connectors.kafka import KafkaSinkMessage
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import ConfigResource  # re-exported untyped by confluent_kafka.admin
 from confluent_kafka.admin._resource import ResourceType
+from typing_extensions import override
 
 from operators.domain.alerts import Alert, iso
 from operators.formats.timeparse import to_epoch_ms
 from operators.model import REPLAY_OF_HEADER, DeadLetter, RawMessage
+from sources.kafka_log import LIBRDKAFKA_LOG
+from sources.stop import stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +76,7 @@ def dead_letter_max_bytes(bootstrap: str, topic: str, config: Mapping[str, str],
     when the topic does not set it) and the producer's `message.max.bytes`, less the envelope.
     If the broker does not say, the default limit, with a warning."""
     producer_max = int(config.get("message.max.bytes", _PRODUCER_MAX_BYTES))
-    admin = AdminClient({"bootstrap.servers": bootstrap, **config})
+    admin = AdminClient(cast(dict[str, Any], {"bootstrap.servers": bootstrap, "logger": LIBRDKAFKA_LOG, **config}))
     try:
         futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, topic)], request_timeout=timeout_s)
         entries = next(iter(futures.values())).result(timeout=timeout_s)
@@ -82,10 +88,115 @@ def dead_letter_max_bytes(bootstrap: str, topic: str, config: Mapping[str, str],
     return max(1_024, min(topic_max, producer_max) - _ENVELOPE_BYTES)
 
 
-def kafka_sink(bootstrap: str, topic: str, config: Mapping[str, str]) -> KafkaSink:
-    # linger + compression: the connector flushes every batch, so let librdkafka batch too.
-    add_config = {"linger.ms": "20", "compression.type": "lz4", "enable.idempotence": "true", **config}
-    return KafkaSink([bootstrap], topic, add_config=add_config)
+@dataclass(frozen=True)
+class TopicSinkConfig:
+    """Where and how a flow output is produced. `give_up_s`: an `--until-end` run stops with one
+    line when the broker has not taken its messages for this long; None (a live run) waits for
+    the broker as long as it takes, with a bounded log."""
+
+    bootstrap: str
+    topic: str
+    config: Mapping[str, str] = field(default_factory=dict)
+    give_up_s: float | None = None
+
+
+class KafkaTopicSink(DynamicSink[KafkaSinkMessage[bytes | None, bytes]]):
+    """Messages onto one topic, at least once, never hanging and never dropping without a word.
+
+    bytewax's KafkaSink flushes without a timeout (a broker outage hangs the worker, and with it
+    the source that would notice the outage and give up) and ignores delivery reports (a message
+    the broker refused was lost silently). Here: an idempotent producer whose messages never time
+    out in librdkafka's queue (`message.timeout.ms` 0); the flush waits in slices while an outage
+    lasts (a log line when it starts, one every 30 s, one when it ends; `give_up_s` bounds it);
+    a message the broker refuses (a permanent error) is logged with its reason (its rows are in
+    ClickHouse).
+    """
+
+    def __init__(self, sink: TopicSinkConfig) -> None:
+        self.sink = sink
+
+    @override
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> StatelessSinkPartition[KafkaSinkMessage[bytes | None, bytes]]:
+        return _TopicPartition(self.sink)
+
+
+class _TopicPartition(StatelessSinkPartition[KafkaSinkMessage[bytes | None, bytes]]):
+    def __init__(self, sink: TopicSinkConfig) -> None:
+        from sources.kafka import Outage  # the Kafka source's outage bookkeeping (back-off, log, give up)
+
+        self._sink = sink
+        config: dict[str, Any] = {
+            "bootstrap.servers": sink.bootstrap,
+            "logger": LIBRDKAFKA_LOG,
+            "linger.ms": "20",  # every batch is flushed: let librdkafka batch within it
+            "compression.type": "lz4",
+            "enable.idempotence": "true",
+            "message.timeout.ms": "0",  # never drop a queued message; the flush below bounds the wait
+            **sink.config,
+        }
+        self._producer = Producer(config)
+        self._outage = Outage(sink.topic, sink.bootstrap, sink.give_up_s, doing="writing")
+        self.refused = 0
+
+    def _delivered(self, error: Any, _message: Any) -> None:
+        if error is not None:
+            self.refused += 1
+            log.error("Kafka refused a message for %s: %s (its rows are in ClickHouse)", self._sink.topic, error)
+
+    @override
+    def write_batch(self, items: list[KafkaSinkMessage[bytes | None, bytes]]) -> None:
+        for item in items:
+            while True:
+                try:
+                    self._producer.produce(
+                        self._sink.topic,
+                        value=item.value,
+                        key=item.key,
+                        headers=list(item.headers),  # a fresh list: librdkafka types it wider
+                        timestamp=item.timestamp or 0,
+                        on_delivery=self._delivered,
+                    )
+                    break
+                except BufferError:  # librdkafka's queue is full (a long outage): wait for room
+                    self._drain(until_room=True)
+        self._drain()
+
+    def _drain(self, until_room: bool = False) -> None:
+        """Wait until every queued message is delivered (or refused), or only until there is room."""
+        wait = 1.0
+        while True:
+            left = self._producer.flush(wait)
+            now = time.monotonic()
+            if left == 0 or (until_room and left < _QUEUE_ROOM):
+                self._outage.recovered(now)
+                return
+            if stop_requested():
+                log.warning("stopping with %d message(s) for %s not written (the broker is unreachable); "
+                            "their rows are in ClickHouse", left, self._sink.topic)  # fmt: skip
+                return
+            wait = max(1.0, self._outage.failed(f"{left} message(s) not delivered", now))
+
+    @override
+    def close(self) -> None:
+        # bytewax closes a partition while unwinding from an error too: raising here would be a
+        # second panic (the process aborts), so an outage at close is logged, not raised.
+        from sources.kafka import KafkaUnavailableError
+
+        if self._outage.since is not None:
+            left = self._producer.flush(0)
+            if left:
+                log.warning("closing with %d message(s) for %s not written (the broker is unreachable); "
+                            "their rows are in ClickHouse", left, self._sink.topic)  # fmt: skip
+            return
+        try:
+            self._drain()
+        except KafkaUnavailableError as exc:
+            log.warning("closing: %s", exc)
+
+
+_QUEUE_ROOM = 50_000  # under librdkafka's queue.buffering.max.messages (100,000)
 
 
 def alert_payload(alert: Alert) -> dict[str, object]:
@@ -122,6 +233,7 @@ def produce_replays(
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
+            "logger": LIBRDKAFKA_LOG,
             "enable.idempotence": "true",
             "linger.ms": "20",
             "compression.type": "lz4",

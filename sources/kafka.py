@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from bytewax.connectors.kafka import KafkaError, KafkaSource, KafkaSourceMessage
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -31,7 +31,8 @@ from operators.formats.timeparse import to_epoch_ms
 from operators.ingest.sanity import LIVE_AHEAD_MS, is_sane_received
 from operators.model import REPLAY_OF_HEADER, RawMessage
 from sources.batch import RawBatch
-from sources.stop import stop_requested
+from sources.kafka_log import LIBRDKAFKA_LOG
+from sources.stop import give_up, stop_requested
 from web import metrics
 
 log = logging.getLogger(__name__)
@@ -43,32 +44,6 @@ _TIMESTAMP_NOT_AVAILABLE = 0
 
 class KafkaUnavailableError(RuntimeError):
     """The broker cannot be reached or a topic is missing; one line for the CLI."""
-
-
-class RateLimited(logging.Filter):
-    """Lets one record per message text through every `period_s` (librdkafka repeats its
-    connection failures many times a second while a broker is down)."""
-
-    def __init__(self, period_s: float = 30.0) -> None:
-        super().__init__()
-        self.period_s = period_s
-        self._last: dict[str, float] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        key = text.split("|", 3)[-1][:80]  # librdkafka: "%LEVEL|TIMESTAMP|FAC|text" -> the text
-        now = time.monotonic()
-        if now - self._last.get(key, -self.period_s) < self.period_s:
-            return False
-        if len(self._last) > 1000:
-            self._last.clear()
-        self._last[key] = now
-        return True
-
-
-# librdkafka's own log lines (connection failures, retries) go through Python logging, rate-limited.
-LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
-LIBRDKAFKA_LOG.addFilter(RateLimited())
 
 
 def client_config(bootstrap: str, config: Mapping[str, str]) -> dict[str, Any]:
@@ -89,13 +64,50 @@ _TRANSIENT = {
 }
 
 
+class BrokerHealth:
+    """What the consumers of one source hear about the broker, shared by its partitions.
+
+    librdkafka reports a broker that went away (connection refused, all brokers down) to the
+    `error_cb` of the client, not through `consume`, which just returns nothing: `on_error` is
+    that callback (served inside `consume`, on the worker's thread). An error alone is not an
+    outage (a broker closes idle connections, and librdkafka reconnects at once): `reachable`
+    asks the broker for the topic's metadata, at most once a second for all partitions.
+    """
+
+    PROBE_TIMEOUT_S = 1.0
+
+    def __init__(self) -> None:
+        self.errors = 0  # transient errors reported so far
+        self.last_error: Any = None
+        self._probed_at = -1e9
+        self._reachable = True
+
+    def on_error(self, error: Any) -> None:
+        self.errors += 1
+        self.last_error = error
+
+    def reachable(self, consumer: Any, topic: str, now: float) -> bool:
+        if now - self._probed_at < 1.0:
+            return self._reachable
+        try:
+            metadata = consumer.list_topics(topic, timeout=self.PROBE_TIMEOUT_S)
+            self._reachable = bool(metadata.brokers)
+        except Exception:  # noqa: BLE001 - any failure to answer is "not reachable"
+            self._reachable = False
+        self._probed_at = time.monotonic()
+        return self._reachable
+
+
 class Outage:
     """A partition's view of a broker outage: back-off between polls (tenacity's exponential
     wait), a log line when it starts, at most one every `report_s` while it lasts, one when it
     ends, and, in `--until-end` mode, giving up after `give_up_s`."""
 
-    def __init__(self, source: str, bootstrap: str, give_up_s: float | None, report_s: float = 30.0) -> None:
+    def __init__(
+        self, source: str, bootstrap: str, give_up_s: float | None, report_s: float = 30.0, doing: str = "reading"
+    ) -> None:
         self.source = source
+        self.doing = doing
         self.bootstrap = bootstrap
         self.give_up_s = give_up_s
         self.report_s = report_s
@@ -112,9 +124,13 @@ class Outage:
             self._reported = now
             log.warning("%s: Kafka at %s still unreachable after %.0f s", self.source, self.bootstrap, now - self.since)
         if self.give_up_s is not None and now - self.since >= self.give_up_s:
-            raise KafkaUnavailableError(
-                f"Kafka at {self.bootstrap} unreachable for {now - self.since:.0f} s "
-                f"(reading {self.source}); giving up (kafka_give_up_s = {self.give_up_s:g})"
+            # Raising here, inside bytewax, would end the process with a Rust panic: the flow is
+            # stopped instead, and the run raises this after it drained (sources/stop.py).
+            give_up(
+                KafkaUnavailableError(
+                    f"Kafka at {self.bootstrap} unreachable for {now - self.since:.0f} s "
+                    f"({self.doing} {self.source}); giving up (kafka_give_up_s = {self.give_up_s:g})"
+                )
             )
         self._attempt += 1
         return _backoff(self._attempt)
@@ -231,9 +247,12 @@ class _RawPartition(StatefulSourcePartition[RawBatch, int | None]):
         start_offset: int | None = None,
         outage: Outage | None = None,
         max_epoch_messages: int | None = None,
+        health: BrokerHealth | None = None,
     ) -> None:
         self._inner = inner
         self._outage = outage or Outage(source, "?", None)
+        self._health = health or BrokerHealth()
+        self._errors_seen = self._health.errors
         self._paused_until = 0.0
         # Messages emitted since the last snapshot (an epoch), and the bound on them (see next_batch).
         self._epoch_messages = 0
@@ -284,13 +303,22 @@ class _RawPartition(StatefulSourcePartition[RawBatch, int | None]):
             self._done = True
         consumed = [message for message in polled if not isinstance(message, KafkaError)]
         errors = [item.err for item in polled if isinstance(item, KafkaError)]
-        if errors:
-            fatal = [error for error in errors if error.code() not in _TRANSIENT and not error.retriable()]
-            if fatal:
-                raise KafkaUnavailableError(f"{self._source}: Kafka error {fatal[0]}")
-            self._paused_until = wall + self._outage.failed(errors[0], wall)
-        elif consumed:
+        fatal = [error for error in errors if error.code() not in _TRANSIENT and not error.retriable()]
+        if fatal:
+            give_up(KafkaUnavailableError(f"{self._source}: Kafka error {fatal[0]}"))
+            return []
+        health = self._health
+        if health.errors != self._errors_seen:  # the client reported errors since the last poll
+            self._errors_seen = health.errors
+            errors.append(health.last_error)
+        if consumed:
             self._outage.recovered(wall)
+        elif errors or self._outage.since is not None:
+            # An error, or the end of a back-off in an outage: is the broker there?
+            if self._reachable(wall):
+                self._outage.recovered(wall)
+            else:
+                self._paused_until = wall + self._outage.failed(errors[0] if errors else health.last_error, wall)
         if consumed:
             self.consumed += len(consumed)
             self._record_lag(consumed[-1].offset + 1)
@@ -326,6 +354,12 @@ class _RawPartition(StatefulSourcePartition[RawBatch, int | None]):
             self._last_sent = now
             return [RawBatch(self._source, [], self._promise, horizon_ms=horizon)]
         return []
+
+    def _reachable(self, now: float) -> bool:
+        consumer = getattr(self._inner, "_consumer", None)  # bytewax's partition keeps its consumer private
+        if consumer is None or self._partition is None:
+            return True
+        return self._health.reachable(consumer, self._partition.topic, now)
 
     def _take(self, horizon_ms: int | None = None) -> list[RawMessage]:
         messages, self._pending = self._pending, []
@@ -396,6 +430,7 @@ class RawKafkaSource(FixedPartitionedSource[RawBatch, int | None]):
         self._count = count
         self._give_up_s = give_up_s if until_end else None  # a live run waits for the broker forever
         self._max_epoch_messages = max_epoch_messages
+        self._health = BrokerHealth()
         # Reading from the beginning on a first start; a resume continues from the snapshot.
         # auto.offset.reset=earliest: never skip silently to the end if a resume offset was
         # deleted by retention (bytewax guide 1.3).
@@ -404,7 +439,16 @@ class RawKafkaSource(FixedPartitionedSource[RawBatch, int | None]):
             self._topics,
             tail=not until_end,
             batch_size=batch_size,
-            add_config={"auto.offset.reset": "earliest", "logger": LIBRDKAFKA_LOG, **self._config},  # type: ignore[dict-item]
+            # librdkafka takes objects too (a logger, a callback); bytewax types the dict as str -> str
+            add_config=cast(
+                dict[str, str],
+                {
+                    "auto.offset.reset": "earliest",
+                    "logger": LIBRDKAFKA_LOG,
+                    "error_cb": self._health.on_error,
+                    **self._config,
+                },
+            ),
             raise_on_errors=False,  # consume errors come as KafkaError items: see _RawPartition
         )
         self._partitions = partitions_of(bootstrap, self._topics, self._config)
@@ -449,6 +493,7 @@ class RawKafkaSource(FixedPartitionedSource[RawBatch, int | None]):
             start_offset=start,
             outage=outage,
             max_epoch_messages=self._max_epoch_messages,
+            health=self._health,
         )
 
     def _watermark_offsets(self, topic: str, index: int) -> tuple[int, int]:
