@@ -74,3 +74,31 @@ def test_unreachable_server_is_a_store_error() -> None:
 
 def test_password_is_redacted() -> None:
     assert StoreConfig("https://u:s3cret@h:8443").redacted() == "https://u:***@h:8443"
+
+
+def test_sync_latency_hourly_counts_a_fact_once_in_its_latest_version_s_hour(store: StoreConfig) -> None:
+    """Issue 10: a later version of a fact moved from_at across an hour boundary (a better copy of
+    the start event) and the rollup counted the fact in both hours. The latest version's hour,
+    site and latency count, whichever version is inserted first."""
+    client = connect(store)
+    db = store.database
+    columns = "handoff, delivery_id, order_id, site, from_event_id, to_event_id, from_at, to_at, latency_ms, sla_ms, "
+    columns += "breached, clock_skew, version"
+    insert = f"INSERT INTO {db}.sync_latency ({columns}) VALUES "
+
+    def fact(delivery: str, site: str, start: str, end: str, latency_ms: int, version: int) -> str:
+        times = f"'{start}', '{end}', {latency_ms}"
+        return f"('ship_to_erp', '{delivery}', '', '{site}', 'e', 't', {times}, 3600000, 0, 0, {version})"
+
+    later = fact("D1", "S2", "2024-06-03 10:05:00", "2024-06-03 10:35:00", 1_800_000, 2)
+    earlier = fact("D1", "S1", "2024-06-03 09:55:00", "2024-06-03 10:35:00", 2_400_000, 1)
+    other = fact("D2", "S1", "2024-06-03 09:10:00", "2024-06-03 09:20:00", 600_000, 1)
+    client.command(insert + later)  # the newer version first: the rollup must not depend on the order
+    client.command(insert + earlier)
+    client.command(insert + other)
+    rows = query_rows(
+        client,
+        f"SELECT site, toString(hour), facts, p50_ms FROM {db}.sync_latency_percentiles "
+        "WHERE handoff = 'ship_to_erp' ORDER BY hour, site",
+    )
+    assert rows == [("S1", "2024-06-03 09:00:00", 1, 600000), ("S2", "2024-06-03 10:00:00", 1, 1800000)]
