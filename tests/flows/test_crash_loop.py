@@ -125,9 +125,6 @@ def write_config(path: Path, mapping: Mapping[str, str], prefix: str, epoch_max_
         f'alerts_topic = "{prefix}.alerts"',
         "epoch_interval_s = 0.2",
         f"epoch_max_messages = {epoch_max_messages}",
-        # The source checks the epoch bound between polls, and a poll takes up to batch_size
-        # messages: with both equal an epoch holds about epoch_max_messages per partition.
-        f"batch_size = {epoch_max_messages}",
         "",
         "[topics]",
         *(f'"{topic}" = "{adapter}"' for topic, adapter in sorted(topics.items())),
