@@ -26,7 +26,7 @@ demo: $(STAMP)  ## set up and run the pipeline on the simulator into the embedde
 test: $(STAMP)  ## set up and run the whole test suite (starts a local Kafka broker)
 	$(BIN)/pytest -q
 
-soak: $(STAMP)  ## crash loop: 60 SIGKILLs of a real Kafka run, then the clean run's tables (~5 min)
+soak: $(STAMP)  ## crash loop: 60 SIGKILLs of a real Kafka run, then the clean run's tables (~3 min)
 	LOGISYNC_SOAK=1 $(BIN)/pytest -q -s -m soak tests/flows/test_crash_loop.py
 
 lint: $(STAMP)  ## ruff, ruff format --check, mypy --strict
