@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: install help demo test lint bench bench-live fmt clean kafka-start kafka-stop
+.PHONY: install help demo test soak lint bench bench-live fmt clean kafka-start kafka-stop
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ demo: $(STAMP)  ## set up and run the pipeline on the simulator into the embedde
 
 test: $(STAMP)  ## set up and run the whole test suite (starts a local Kafka broker)
 	$(BIN)/pytest -q
+
+soak: $(STAMP)  ## crash loop: 60 SIGKILLs of a real Kafka run, then the clean run's tables (~3 min)
+	LOGISYNC_SOAK=1 $(BIN)/pytest -q -s -m soak tests/flows/test_crash_loop.py
 
 lint: $(STAMP)  ## ruff, ruff format --check, mypy --strict
 	$(BIN)/ruff check .

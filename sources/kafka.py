@@ -284,16 +284,21 @@ class _RawPartition(StatefulSourcePartition[RawBatch, int | None]):
     def next_batch(self) -> list[RawBatch]:
         if self._finished or stop_requested():
             raise StopIteration()
-        if self._done:
-            self._finished = True
-            return [RawBatch(self._source, self._take(), self._promise, True)]
-        wall = time.monotonic()
-        if wall < self._paused_until:
-            return []
-        if self._max_epoch_messages is not None and self._epoch_messages >= self._max_epoch_messages:
+        room = self._epoch_room()
+        if room == 0:
             # An epoch holds at most this many messages: after a crash the resumed run replays at
             # most one such epoch, so a restart always moves forward (bytewax ends epochs on time
             # only, and reading runs far ahead of processing during a backlog).
+            return []
+        if self._done:
+            return self._end_batch()
+        if room is not None and len(self._pending) >= room:
+            # A poll (up to batch_size messages) read past the bound: the rest of this epoch is
+            # already here, so no more reading until the next one (pending stays bounded).
+            horizon = None if self._live is None else self._clock() + LIVE_AHEAD_MS
+            return [RawBatch(self._source, self._take(horizon), self._promise, horizon_ms=horizon)]
+        wall = time.monotonic()
+        if wall < self._paused_until:
             return []
         polled_after, self._polled_at = self._polled_at, self._clock()
         try:
@@ -335,8 +340,7 @@ class _RawPartition(StatefulSourcePartition[RawBatch, int | None]):
         if self._pending and self._reached(self._pending[-1].offset + 1):
             self._done = True
         if self._done:
-            self._finished = True
-            return [RawBatch(self._source, self._take(), self._promise, True)]
+            return self._end_batch()
         live = self._live
         if live is None:
             return [RawBatch(self._source, self._take(), self._promise)] if self._pending else []
@@ -361,8 +365,26 @@ class _RawPartition(StatefulSourcePartition[RawBatch, int | None]):
             return True
         return self._health.reachable(consumer, self._partition.topic, now)
 
+    def _epoch_room(self) -> int | None:
+        """How many more messages this epoch may hand on (None: no bound)."""
+        if self._max_epoch_messages is None:
+            return None
+        return max(self._max_epoch_messages - self._epoch_messages, 0)
+
+    def _end_batch(self) -> list[RawBatch]:
+        """Past the end offset: what is still pending, within the epoch bound; the batch that
+        empties it is the partition's last (`done`)."""
+        messages = self._take()
+        self._finished = not self._pending
+        return [RawBatch(self._source, messages, self._promise, self._finished)]
+
     def _take(self, horizon_ms: int | None = None) -> list[RawMessage]:
-        messages, self._pending = self._pending, []
+        """The pending messages, as many as the epoch bound lets on; the rest stay pending."""
+        room = self._epoch_room()
+        if room is None or room >= len(self._pending):
+            messages, self._pending = self._pending, []
+        else:
+            messages, self._pending = self._pending[:room], self._pending[room:]
         self._epoch_messages += len(messages)
         promise = self._promise
         for message in messages:
