@@ -20,7 +20,7 @@ from flows.cli_dlq import add_dlq_commands, cmd_dlq
 from flows.settings import Settings, SettingsError, build_settings
 from operators.formats.master_csv import MasterDataError
 from sinks.store import StoreConfig, StoreError, connect, query_rows
-from sources.kafka import KafkaUnavailableError
+from sources.kafka_client import KafkaUnavailableError
 
 EXIT_USAGE = 2
 

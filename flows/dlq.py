@@ -193,7 +193,8 @@ def replay_to_kafka(
     The rows are stamped with the time before the first produce, so the outcome the live
     pipeline records when it reads a letter (later) is always the newer one."""
     from sinks.kafka_out import produce_replays
-    from sources.kafka import KafkaUnavailableError, partitions_of
+    from sources.kafka import partitions_of
+    from sources.kafka_client import KafkaUnavailableError
 
     assert settings.bootstrap is not None
     run_id = new_replay_id()

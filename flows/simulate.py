@@ -11,7 +11,7 @@ import orjson
 
 from operators.formats.timeparse import to_epoch_ms
 from simulator.scenario import SimConfig, simulate
-from sources.kafka_log import LIBRDKAFKA_LOG
+from sources.kafka_client import client_config
 from sources.replay import write_replay
 
 
@@ -62,9 +62,7 @@ def produce_scenario(
             "(timestamped in the past) stays",
             file=sys.stderr,
         )
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "logger": LIBRDKAFKA_LOG, "linger.ms": 20, "compression.type": "lz4", **config}
-    )
+    producer = Producer(client_config(bootstrap, {"linger.ms": "20", "compression.type": "lz4", **config}))
     failures: list[str] = []
 
     def delivered(error: object, _message: object) -> None:

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 import orjson
@@ -33,7 +33,7 @@ from typing_extensions import override
 from operators.domain.alerts import Alert, iso
 from operators.formats.timeparse import to_epoch_ms
 from operators.model import REPLAY_OF_HEADER, DeadLetter, RawMessage
-from sources.kafka_log import LIBRDKAFKA_LOG
+from sources.kafka_client import Outage, client_config
 from sources.stop import stop_requested
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ DEAD_LETTER_MAX_BYTES = 900_000
 # record batch framing can take besides its value.
 _ENVELOPE_BYTES = 8_192
 _PRODUCER_MAX_BYTES = 1_000_000  # librdkafka's default message.max.bytes
+_QUEUE_ROOM = 50_000  # under librdkafka's queue.buffering.max.messages (100,000)
 _TIME_FIELDS = ("due_at", "opened_at", "resolved_at")
 
 
@@ -76,7 +77,7 @@ def dead_letter_max_bytes(bootstrap: str, topic: str, config: Mapping[str, str],
     when the topic does not set it) and the producer's `message.max.bytes`, less the envelope.
     If the broker does not say, the default limit, with a warning."""
     producer_max = int(config.get("message.max.bytes", _PRODUCER_MAX_BYTES))
-    admin = AdminClient(cast(dict[str, Any], {"bootstrap.servers": bootstrap, "logger": LIBRDKAFKA_LOG, **config}))
+    admin = AdminClient(client_config(bootstrap, config))
     try:
         futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, topic)], request_timeout=timeout_s)
         entries = next(iter(futures.values())).result(timeout=timeout_s)
@@ -124,25 +125,18 @@ class KafkaTopicSink(DynamicSink[KafkaSinkMessage[bytes | None, bytes]]):
 
 class _TopicPartition(StatelessSinkPartition[KafkaSinkMessage[bytes | None, bytes]]):
     def __init__(self, sink: TopicSinkConfig) -> None:
-        from sources.kafka import Outage  # the Kafka source's outage bookkeeping (back-off, log, give up)
-
         self._sink = sink
-        config: dict[str, Any] = {
-            "bootstrap.servers": sink.bootstrap,
-            "logger": LIBRDKAFKA_LOG,
+        ours = {
             "linger.ms": "20",  # every batch is flushed: let librdkafka batch within it
             "compression.type": "lz4",
             "enable.idempotence": "true",
             "message.timeout.ms": "0",  # never drop a queued message; the flush below bounds the wait
-            **sink.config,
         }
-        self._producer = Producer(config)
+        self._producer = Producer(client_config(sink.bootstrap, {**ours, **sink.config}))
         self._outage = Outage(sink.topic, sink.bootstrap, sink.give_up_s, doing="writing")
-        self.refused = 0
 
     def _delivered(self, error: Any, _message: Any) -> None:
         if error is not None:
-            self.refused += 1
             log.error("Kafka refused a message for %s: %s (its rows are in ClickHouse)", self._sink.topic, error)
 
     @override
@@ -180,23 +174,10 @@ class _TopicPartition(StatelessSinkPartition[KafkaSinkMessage[bytes | None, byte
 
     @override
     def close(self) -> None:
-        # bytewax closes a partition while unwinding from an error too: raising here would be a
-        # second panic (the process aborts), so an outage at close is logged, not raised.
-        from sources.kafka import KafkaUnavailableError
-
-        if self._outage.since is not None:
-            left = self._producer.flush(0)
-            if left:
-                log.warning("closing with %d message(s) for %s not written (the broker is unreachable); "
-                            "their rows are in ClickHouse", left, self._sink.topic)  # fmt: skip
-            return
-        try:
-            self._drain()
-        except KafkaUnavailableError as exc:
-            log.warning("closing: %s", exc)
-
-
-_QUEUE_ROOM = 50_000  # under librdkafka's queue.buffering.max.messages (100,000)
+        # Never raises (bytewax also closes a partition while unwinding from an error, and a
+        # second error there aborts the process): an outage at the end waits like any other, up
+        # to a give-up or a stop request.
+        self._drain()
 
 
 def alert_payload(alert: Alert) -> dict[str, object]:
@@ -230,17 +211,13 @@ def produce_replays(
     original key (so the letter lands where its delivery's messages do) and the original
     received_at as the Kafka timestamp (so its events are what a local replay makes), with the
     `logisync.replay_of` header = the original raw_ref, which the Kafka source reads back."""
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "logger": LIBRDKAFKA_LOG,
-            "enable.idempotence": "true",
-            "linger.ms": "20",
-            "compression.type": "lz4",
-            "message.timeout.ms": str(int(timeout_s * 1000)),
-            **config,
-        }
-    )
+    ours = {
+        "enable.idempotence": "true",
+        "linger.ms": "20",
+        "compression.type": "lz4",
+        "message.timeout.ms": str(int(timeout_s * 1000)),
+    }
+    producer = Producer(client_config(bootstrap, {**ours, **config}))
     result = Produced()
 
     def report(raw_ref: str) -> Any:

@@ -21,17 +21,16 @@ from typing import Any, cast
 
 from bytewax.connectors.kafka import KafkaError, KafkaSource, KafkaSourceMessage
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka import KafkaError as KafkaErrorCode
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-from tenacity import RetryCallState, Retrying, wait_exponential
 from typing_extensions import override
 
 from operators.formats.timeparse import to_epoch_ms
 from operators.ingest.sanity import LIVE_AHEAD_MS, is_sane_received
 from operators.model import REPLAY_OF_HEADER, RawMessage
 from sources.batch import RawBatch
-from sources.kafka_log import LIBRDKAFKA_LOG
+from sources.kafka_client import LIBRDKAFKA_LOG, KafkaUnavailableError, Outage, client_config
 from sources.stop import give_up, stop_requested
 from web import metrics
 
@@ -40,15 +39,6 @@ log = logging.getLogger(__name__)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Timestamp types of librdkafka: 0 = not available, 1 = create time, 2 = log append time.
 _TIMESTAMP_NOT_AVAILABLE = 0
-
-
-class KafkaUnavailableError(RuntimeError):
-    """The broker cannot be reached or a topic is missing; one line for the CLI."""
-
-
-def client_config(bootstrap: str, config: Mapping[str, str]) -> dict[str, Any]:
-    """A librdkafka configuration: the bootstrap servers, the [kafka] table, a bounded log."""
-    return {"bootstrap.servers": bootstrap, "logger": LIBRDKAFKA_LOG, **config}
 
 
 # librdkafka errors that pass on their own: the broker or the network is away for a while.
@@ -75,6 +65,7 @@ class BrokerHealth:
     """
 
     PROBE_TIMEOUT_S = 1.0
+    PROBE_EVERY_S = 1.0
 
     def __init__(self) -> None:
         self.errors = 0  # transient errors reported so far
@@ -87,70 +78,15 @@ class BrokerHealth:
         self.last_error = error
 
     def reachable(self, consumer: Any, topic: str, now: float) -> bool:
-        if now - self._probed_at < 1.0:
+        if now - self._probed_at < self.PROBE_EVERY_S:
             return self._reachable
         try:
             metadata = consumer.list_topics(topic, timeout=self.PROBE_TIMEOUT_S)
             self._reachable = bool(metadata.brokers)
-        except Exception:  # noqa: BLE001 - any failure to answer is "not reachable"
+        except KafkaException:  # no answer within the timeout
             self._reachable = False
         self._probed_at = time.monotonic()
         return self._reachable
-
-
-class Outage:
-    """A partition's view of a broker outage: back-off between polls (tenacity's exponential
-    wait), a log line when it starts, at most one every `report_s` while it lasts, one when it
-    ends, and, in `--until-end` mode, giving up after `give_up_s`."""
-
-    def __init__(
-        self, source: str, bootstrap: str, give_up_s: float | None, report_s: float = 30.0, doing: str = "reading"
-    ) -> None:
-        self.source = source
-        self.doing = doing
-        self.bootstrap = bootstrap
-        self.give_up_s = give_up_s
-        self.report_s = report_s
-        self.since: float | None = None
-        self._attempt = 0
-        self._reported = 0.0
-
-    def failed(self, error: Any, now: float) -> float:
-        """A transient error: the seconds to wait before polling again."""
-        if self.since is None:
-            self.since, self._reported, self._attempt = now, now, 0
-            log.warning("%s: Kafka at %s unreachable (%s); retrying with back-off", self.source, self.bootstrap, error)
-        elif now - self._reported >= self.report_s:
-            self._reported = now
-            log.warning("%s: Kafka at %s still unreachable after %.0f s", self.source, self.bootstrap, now - self.since)
-        if self.give_up_s is not None and now - self.since >= self.give_up_s:
-            # Raising here, inside bytewax, would end the process with a Rust panic: the flow is
-            # stopped instead, and the run raises this after it drained (sources/stop.py).
-            give_up(
-                KafkaUnavailableError(
-                    f"Kafka at {self.bootstrap} unreachable for {now - self.since:.0f} s "
-                    f"({self.doing} {self.source}); giving up (kafka_give_up_s = {self.give_up_s:g})"
-                )
-            )
-        self._attempt += 1
-        return _backoff(self._attempt)
-
-    def recovered(self, now: float) -> None:
-        if self.since is not None:
-            log.warning("%s: Kafka at %s is back after %.0f s", self.source, self.bootstrap, now - self.since)
-            self.since = None
-            self._attempt = 0
-
-
-_BACKOFF = wait_exponential(multiplier=0.05, max=5.0)
-_RETRYING = Retrying(wait=_BACKOFF)
-
-
-def _backoff(attempt: int) -> float:
-    """tenacity's exponential wait for the n-th attempt: 0.1 s, 0.2 s, ... at most 5 s."""
-    state = RetryCallState(_RETRYING, None, (), {})
-    state.attempt_number = attempt
-    return float(_BACKOFF(state))
 
 
 def preflight(bootstrap: str, topics: Sequence[str], config: Mapping[str, str], timeout_s: float = 10.0) -> None:

@@ -104,8 +104,14 @@ def unique_topic_name(prefix: str = "t") -> str:
     return f"{legal}-{uuid.uuid4().hex[:12]}"
 
 
-def create_topics(bootstrap: str, partitions_by_topic: Mapping[str, int], timeout: float = 30.0) -> None:
-    """Create the topics (replication 1) and wait until every partition has a leader.
+def create_topics(
+    bootstrap: str,
+    partitions_by_topic: Mapping[str, int],
+    timeout: float = 30.0,
+    config: Mapping[str, str] | None = None,
+) -> None:
+    """Create the topics (replication 1, with the topic `config` if given) and wait until every
+    partition has a leader.
 
     Auto topic creation is off on the test broker, so a test that forgets this fails like production.
     The topics keep messages forever (`retention.ms=-1`): tests produce messages timestamped in the
@@ -113,7 +119,7 @@ def create_topics(bootstrap: str, partitions_by_topic: Mapping[str, int], timeou
     """
     admin = AdminClient({"bootstrap.servers": bootstrap})
     new_topics = [
-        NewTopic(name, num_partitions=count, config={"retention.ms": "-1"})
+        NewTopic(name, num_partitions=count, config={"retention.ms": "-1", **(config or {})})
         for name, count in partitions_by_topic.items()
     ]
     for name, future in admin.create_topics(new_topics, operation_timeout=timeout).items():

@@ -13,12 +13,10 @@ with a deadline; nothing waits for a fixed time.
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -29,12 +27,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from operators.ingest.normalize import DEFAULT_TOPIC_ADAPTERS
+from tests.cli_runs import LOGISYNC, child_env, read_store, write_run_config
 from tests.kafka_broker import _broker_unavailable, _run_kafka_local, _tail, create_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
-LOGISYNC = Path(sys.executable).with_name("logisync")
 DEADLINE_S = 90.0
 
 
@@ -105,20 +102,10 @@ class Run:
         return code
 
 
-def write_config(path: Path, prefix: str, **settings: object) -> Path:
-    """Only the test's feed: the default topics are switched off (they do not exist here)."""
-    lines = [f"{name} = {value!r}".replace("'", '"') for name, value in settings.items()]
-    lines += [f'dead_letter_topic = "{prefix}.dlq"', f'alerts_topic = "{prefix}.alerts"', "", "[topics]"]
-    lines += [f'"{topic}" = "off"' for topic in DEFAULT_TOPIC_ADAPTERS]
-    lines.append(f'"{prefix}.carrier.edi" = "x12"')
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def start_run(broker: Broker, config: Path, store: Path, *extra: str) -> Run:
     command = [str(LOGISYNC), "-v", "run", "--source", "kafka", "--bootstrap", broker.bootstrap,
                "--config", str(config), "--clickhouse", f"chdb://{store}", "--quiet", *extra]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**child_env(), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
     return Run(process)
 
@@ -145,18 +132,12 @@ def wait_for_dead_letter(bootstrap: str, topic: str, value: bytes) -> None:
     raise AssertionError(f"{value!r} did not reach {topic} within {DEADLINE_S:.0f} s")
 
 
-def query(store: Path, sql: str) -> list[list[str]]:
-    done = subprocess.run(
-        [str(LOGISYNC), "query", sql, "--clickhouse", f"chdb://{store}", "--format", "tsv"],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    return [line.split("\t") for line in done.stdout.strip().splitlines()[1:]]
-
-
 def test_a_live_run_waits_out_a_broker_outage_and_ctrl_c_ends_it_with_130(broker: Broker, tmp_path: Path) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}"
     create_topics(broker.bootstrap, {f"{prefix}.carrier.edi": 1, f"{prefix}.dlq": 1, f"{prefix}.alerts": 1})
-    config = write_config(tmp_path / "logisync.toml", prefix, epoch_interval_s=1.0)
+    config = write_run_config(
+        tmp_path / "logisync.toml", prefix, {f"{prefix}.carrier.edi": "x12"}, epoch_interval_s=1.0
+    )
     store = tmp_path / "store"
     run = start_run(broker, config, store)
     try:
@@ -182,8 +163,8 @@ def test_a_live_run_waits_out_a_broker_outage_and_ctrl_c_ends_it_with_130(broker
     # of librdkafka's (it logs through Python's logging, bounded, see sources/kafka.py).
     ours = [line for line in outage_lines if "sources.kafka" in line]
     assert 2 <= len(ours) <= 4 and len(outage_lines) < 60, "\n".join(outage_lines)
-    letters = query(store, "SELECT payload, reason FROM logisync.dead_letters FINAL ORDER BY payload")
-    assert letters == [["AFTER*THE*OUTAGE~", "parse_error"], ["BEFORE*THE*OUTAGE~", "parse_error"]]
+    letters = read_store(store, {"letters": "SELECT payload, reason FROM {db}.dead_letters FINAL ORDER BY payload"})
+    assert letters["letters"] == [["AFTER*THE*OUTAGE~", "parse_error"], ["BEFORE*THE*OUTAGE~", "parse_error"]]
 
 
 def test_an_until_end_run_gives_up_after_kafka_give_up_s_with_one_line(broker: Broker, tmp_path: Path) -> None:
@@ -193,9 +174,10 @@ def test_an_until_end_run_gives_up_after_kafka_give_up_s_with_one_line(broker: B
     topic = f"{prefix}.carrier.edi"
     create_topics(broker.bootstrap, {topic: 1, f"{prefix}.dlq": 1, f"{prefix}.alerts": 1})
     produce(broker.bootstrap, topic, b"READ*BEFORE*THE*OUTAGE~", b"NEVER*READ~")
-    config = write_config(
+    config = write_run_config(
         tmp_path / "logisync.toml",
         prefix,
+        {topic: "x12"},
         epoch_interval_s=8.0,
         epoch_max_messages=1,
         batch_size=1,

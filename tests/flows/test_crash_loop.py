@@ -14,7 +14,7 @@ the kills still to come: kills land in start-up and mid-flow, the committed inpu
 and the last kill still leaves work for the final run.
 
 Both stores belong to other processes (chDB admits one engine path per process, and this session
-holds `chdb_dsn`): they are read through `tests/store_reader.py` in a process of its own. The
+holds `chdb_dsn`): they are read through `tests/store_reader.py` in a process of its own (tests/cli_runs.py). The
 recovery store is bytewax's SQLite files, read here for the progress figures only.
 
 `make soak` runs the long version (LOGISYNC_SOAK=1): a larger scenario and at least 50 kills.
@@ -29,24 +29,20 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
-from operators.ingest.normalize import DEFAULT_TOPIC_ADAPTERS
 from simulator.scenario import SimConfig, simulate
+from tests.cli_runs import LOGISYNC, child_env, read_store, write_run_config
 from tests.flows.test_kafka_pipeline import Message, produce
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
-BIN = Path(sys.executable).parent
 DATABASE = "logisync_crash"
 RUN_ID = "crash-loop"
 RUN_TIMEOUT_S = 600.0
@@ -111,28 +107,6 @@ class LoopReport:
         )
 
 
-def child_env() -> dict[str, str]:
-    """This environment without LOGISYNC_* variables: the command line and --config alone
-    configure the runs (and LOGISYNC_SOAK, not a setting, would be refused as one)."""
-    return {name: value for name, value in os.environ.items() if not name.upper().startswith("LOGISYNC_")}
-
-
-def write_config(path: Path, mapping: Mapping[str, str], prefix: str, epoch_max_messages: int) -> Path:
-    """The run's TOML: only the test's topics (the defaults `off`), its output topics, small epochs."""
-    topics = dict.fromkeys(DEFAULT_TOPIC_ADAPTERS, "off") | dict(mapping)
-    lines = [
-        f'dead_letter_topic = "{prefix}.dlq"',
-        f'alerts_topic = "{prefix}.alerts"',
-        "epoch_interval_s = 0.2",
-        f"epoch_max_messages = {epoch_max_messages}",
-        "",
-        "[topics]",
-        *(f'"{topic}" = "{adapter}"' for topic, adapter in sorted(topics.items())),
-    ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
 @dataclass(frozen=True)
 class RunCommand:
     bootstrap: str
@@ -141,7 +115,7 @@ class RunCommand:
 
     def argv(self, store: Path, recovery: Path) -> list[str]:
         return [
-            str(BIN / "logisync"),
+            str(LOGISYNC),
             "run",
             "--source",
             "kafka",
@@ -181,23 +155,6 @@ def flow_seconds(summary: str) -> float:
     found = re.search(r"raw messages in ([0-9.]+) s", summary)
     assert found, summary
     return float(found.group(1))
-
-
-def read_store(store: Path, queries: Mapping[str, str]) -> dict[str, Any]:
-    """Rows of the queries on a store, read by a process of its own (tests/store_reader.py)."""
-    sql = {name: query.format(db=DATABASE) for name, query in queries.items()}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.store_reader", f"chdb://{store}"],
-        input=orjson.dumps(sql),
-        capture_output=True,
-        env=child_env(),
-        cwd=Path(__file__).resolve().parents[2],
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
-    answers: dict[str, Any] = orjson.loads(done.stdout)
-    return answers
 
 
 def _recovery_rows(recovery: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -249,7 +206,7 @@ def scenario_on_topics(bootstrap: str, size: LoopSize, tmp_path: Path) -> tuple[
     master.mkdir()
     (master / "products.csv").write_text(scenario.products_csv)
     (master / "sites.csv").write_text(scenario.sites_csv)
-    config = write_config(tmp_path / "logisync.toml", mapping, prefix, epoch_max_messages=100)
+    config = write_run_config(tmp_path / "logisync.toml", prefix, mapping, epoch_interval_s=0.2, epoch_max_messages=100)
     return records, RunCommand(bootstrap, config, master)
 
 
@@ -297,8 +254,8 @@ def crash_loop(bootstrap: str, tmp_path: Path, size: LoopSize) -> LoopReport:
     report.resume_epochs = executions(recovery)
     print(report.summary())
 
-    expected = read_store(tmp_path / "clean-store", {**TABLES, **ACCOUNTING})
-    got = read_store(crashed_store, {**TABLES, **ACCOUNTING})
+    expected = read_store(tmp_path / "clean-store", {**TABLES, **ACCOUNTING}, DATABASE)
+    got = read_store(crashed_store, {**TABLES, **ACCOUNTING}, DATABASE)
     assert sum(row[1] for row in got["counts"]) == report.messages  # raw_in: every message once
     assert got["counts"] == expected["counts"]  # and every outcome, per topic, as in the clean run
     for name in TABLES:

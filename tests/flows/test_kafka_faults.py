@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
 
 from flows.run import run_pipeline
 from flows.settings import Settings
@@ -80,12 +79,8 @@ def test_a_dead_letter_larger_than_its_topic_takes_is_published_truncated_and_st
     recovery store goes on (before: the produce failed the run on every restart)."""
     prefix = f"t{uuid.uuid4().hex[:8]}"
     create_topics(kafka_bootstrap, {f"{prefix}.carrier.edi": 1, f"{prefix}.alerts": 1})
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    from confluent_kafka.cimpl import NewTopic
-
     limit = 20_000
-    dlq = NewTopic(f"{prefix}.dlq", num_partitions=1, config={"max.message.bytes": str(limit), "retention.ms": "-1"})
-    admin.create_topics([dlq])[f"{prefix}.dlq"].result(30)
+    create_topics(kafka_bootstrap, {f"{prefix}.dlq": 1}, config={"max.message.bytes": str(limit)})
     huge = NOT_X12 + b"X" * (300_000 - len(NOT_X12))
     produce(kafka_bootstrap, f"{prefix}.carrier.edi", [(huge, RECEIVED_MS), (x12_214(1), RECEIVED_MS)])
     store, recovery = fresh_store(chdb_dsn), tmp_path / "recovery"
@@ -111,12 +106,8 @@ def test_absurd_broker_timestamps_are_dead_letters_before_and_after_a_restart(
     """Messages timestamped 9999-12-31 and 1970-01-01 (the topic accepts any timestamp) are
     schema_error dead letters that never move the watermark; the resumed run reads on."""
     prefix = f"t{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    from confluent_kafka.cimpl import NewTopic
-
     anything = {"message.timestamp.after.max.ms": LONG_MAX, "message.timestamp.before.max.ms": LONG_MAX}
-    topic = NewTopic(f"{prefix}.carrier.edi", num_partitions=1, config={"retention.ms": "-1", **anything})
-    admin.create_topics([topic])[topic.topic].result(30)
+    create_topics(kafka_bootstrap, {f"{prefix}.carrier.edi": 1}, config=anything)
     create_topics(kafka_bootstrap, {f"{prefix}.dlq": 1, f"{prefix}.alerts": 1})
     produce(
         kafka_bootstrap,

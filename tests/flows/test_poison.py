@@ -21,17 +21,11 @@ from simulator.scenario import Scenario, SimConfig, simulate
 from simulator.stress import epcis_document
 from sinks.store import StoreConfig, connect, migrate, query_rows
 from sources.replay import write_replay
+from tests.flows.test_domain_replay import domain_tables
 
 pytestmark = pytest.mark.clickhouse
 
 Record = tuple[str, str | None, datetime, bytes]
-COMPUTED = {
-    "events": "SELECT * EXCEPT (raw_ref, ingested_at) FROM {db}.events FINAL ORDER BY event_id",
-    "delivery_status": "SELECT * FROM {db}.delivery_status FINAL ORDER BY delivery_id",
-    "sync_latency": "SELECT * FROM {db}.sync_latency FINAL ORDER BY handoff, delivery_id",
-    "alerts": "SELECT * FROM {db}.alerts FINAL ORDER BY alert_id",
-    "inventory_positions": "SELECT * FROM {db}.inventory_positions FINAL ORDER BY site, sku, uom",
-}
 EPCIS_TOPIC = "wms.epcis"
 
 
@@ -65,11 +59,6 @@ def replay(tmp_path: Path, records: list[Record], store: StoreConfig, scenario: 
     return read_summary(result.store, result.run_id, result.seconds)
 
 
-def tables(store: StoreConfig) -> dict[str, list[tuple[Any, ...]]]:
-    client = connect(store)
-    return {name: query_rows(client, sql.format(db=store.database)) for name, sql in COMPUTED.items()}
-
-
 def dead_letters(store: StoreConfig) -> list[tuple[Any, ...]]:
     return query_rows(
         connect(store),
@@ -93,8 +82,8 @@ def test_absurd_received_at_is_a_schema_error_and_moves_no_watermark(
     clean = replay(tmp_path, records, clean_store, scenario)
     poisoned = replay(tmp_path, [*records[:10], absurd[0], *records[10:], absurd[1]], poisoned_store, scenario)
 
-    assert tables(poisoned_store) == tables(clean_store)
-    assert tables(clean_store)["alerts"], "the scenario has alerts a runaway watermark would change"
+    assert domain_tables(poisoned_store) == domain_tables(clean_store)
+    assert domain_tables(clean_store)["alerts"], "the scenario has alerts a runaway watermark would change"
     new_letters = sorted(set(dead_letters(poisoned_store)) - set(dead_letters(clean_store)))
     assert [(reason, adapter) for reason, adapter, *_ in new_letters] == [("schema_error", "envelope")] * 2
     assert all("outside the accepted range 2000-01-01..2100-01-01" in error for _, _, error, _ in new_letters)
